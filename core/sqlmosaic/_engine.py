@@ -1,0 +1,125 @@
+"""Build the async engine and session factory from :class:`MosaicSettings`.
+
+PostgreSQL (asyncpg): ``pool_pre_ping``, ``application_name``, optional ``statement_timeout``,
+client ``command_timeout``, and ``hide_parameters`` so errors never print bound values.
+
+SQLite (aiosqlite): foreign keys ON, WAL, a busy timeout, and pysqlite's transaction handling
+replaced by explicit ``BEGIN`` statements so that SAVEPOINTs work and a unit of work's
+read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ._settings import MosaicSettings
+
+__all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory"]
+
+#: Connection execution option read by the SQLite ``begin`` listener: ``"DEFERRED"`` (default)
+#: or ``"IMMEDIATE"`` (units of work that write take the write lock up front).
+SQLITE_BEGIN_OPTION = "mosaic_sqlite_begin"
+
+
+def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
+    """Create the engine for ``settings``; ``overrides`` go to ``create_async_engine``."""
+    url = settings.url
+    kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True}
+    if url.get_backend_name() == "sqlite":
+        kwargs.update(_sqlite_options(settings))
+    else:
+        kwargs.update(_postgres_options(settings))
+    kwargs.update(overrides)
+    engine = create_async_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        install_sqlite_listeners(engine, busy_timeout=settings.sqlite_busy_timeout)
+    return engine
+
+
+def create_session_factory(
+    bind: AsyncEngine | Any, **kwargs: Any
+) -> async_sessionmaker[AsyncSession]:
+    """The session factory: SQLModel's ``AsyncSession``, ``expire_on_commit=False``."""
+    kwargs.setdefault("expire_on_commit", False)
+    return async_sessionmaker(bind, class_=AsyncSession, **kwargs)
+
+
+def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
+    driver = settings.url.get_driver_name()
+    server_settings = {"application_name": settings.application_name}
+    if settings.statement_timeout is not None:
+        server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+    connect_args: dict[str, Any]
+    if driver == "asyncpg":
+        connect_args = {"server_settings": server_settings, "timeout": settings.connect_timeout}
+        if settings.command_timeout is not None:
+            connect_args["command_timeout"] = settings.command_timeout
+    else:  # psycopg
+        options = " ".join(
+            f"-c {k}={v}" for k, v in server_settings.items() if k != "application_name"
+        )
+        connect_args = {
+            "application_name": settings.application_name,
+            "connect_timeout": int(settings.connect_timeout),
+        }
+        if options:
+            connect_args["options"] = options
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "pool_recycle": settings.pool_recycle,
+        "pool_pre_ping": True,
+        "connect_args": connect_args,
+    }
+
+
+def _sqlite_options(settings: MosaicSettings) -> dict[str, Any]:
+    database = settings.url.database
+    if not database or database == ":memory:":
+        # One shared connection, or every session would see its own empty database.
+        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "connect_args": {"timeout": settings.sqlite_busy_timeout},
+    }
+
+
+def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0) -> None:
+    """Fix pysqlite's transaction handling on ``engine`` and set the connection pragmas.
+
+    Idempotent: installing twice on the same engine is a no-op.
+    """
+    sync_engine = engine.sync_engine
+    if sync_engine.dialect.name != "sqlite" or event.contains(sync_engine, "begin", _sqlite_begin):
+        return
+    in_memory = sync_engine.url.database in (None, "", ":memory:")
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (not pysqlite) emit BEGIN: SAVEPOINT and BEGIN IMMEDIATE then work.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    event.listen(sync_engine, "begin", _sqlite_begin)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")

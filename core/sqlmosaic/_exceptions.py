@@ -1,0 +1,194 @@
+"""Every error sqlmosaic raises, under one root.
+
+The hierarchy::
+
+    MosaicError
+    ├── ConfigurationError            invalid settings (names the setting; passwords masked)
+    ├── PluginError                   names the plugin(s) at fault; raised at startup
+    │   ├── PluginImportError         the plugin's entry point or module failed to import
+    │   ├── PluginHookError           a hook implementation has the wrong signature or return value
+    │   ├── PluginDependencyError     a required plugin is missing, disabled or blocked
+    │   ├── PluginCycleError          the ``mosaic_requires`` graph has a cycle (printed)
+    │   ├── DuplicateTableError       two plugins define the same table
+    │   ├── DuplicateRepositoryError  two repositories for the same model or key
+    │   └── ForeignKeyScopeError      a foreign key into a plugin that is not required / enabled
+    ├── RepositoryError               raised by repositories and units of work
+    │   ├── NotFoundError             no row for the given key
+    │   ├── ConflictError             unique / foreign-key / check violation (names the constraint)
+    │   ├── InvalidQueryError         bad field or operator, hidden field, limit over cap, cursor
+    │   ├── RetriesExhaustedError     a retried unit of work kept failing with a retryable error
+    │   └── DatabaseUnavailableError  disconnects, timeouts from a hung server, pool timeouts
+    └── MigrationError                an Alembic operation failed (names the revision)
+        └── SchemaDriftError          models and migrations disagree (carries the differences)
+
+SQLAlchemy and driver exceptions are translated at the repository and unit-of-work boundary
+(:func:`translate_error`); the original is kept as ``__cause__``. Bound parameter values never
+appear in messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictError",
+    "DatabaseUnavailableError",
+    "DuplicateRepositoryError",
+    "DuplicateTableError",
+    "ForeignKeyScopeError",
+    "InvalidQueryError",
+    "MigrationError",
+    "MosaicError",
+    "NotFoundError",
+    "PluginCycleError",
+    "PluginDependencyError",
+    "PluginError",
+    "PluginHookError",
+    "PluginImportError",
+    "RepositoryError",
+    "RetriesExhaustedError",
+    "SchemaDriftError",
+]
+
+
+class MosaicError(Exception):
+    """Root of every sqlmosaic error."""
+
+
+class ConfigurationError(MosaicError):
+    """A setting has an invalid value.
+
+    ``setting`` names the culprit (for example ``"DATABASE_URL"``).
+    """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+class PluginError(MosaicError):
+    """A plugin could not be loaded, validated or merged. ``plugins`` names the culprit(s)."""
+
+    def __init__(self, message: str, *, plugins: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.plugins = tuple(plugins)
+
+
+class PluginImportError(PluginError):
+    """A plugin's entry point or module failed to import."""
+
+
+class PluginHookError(PluginError):
+    """A hook implementation does not match its specification or returned a bad value."""
+
+
+class PluginDependencyError(PluginError):
+    """A plugin requires another plugin that is not installed, not allowed or blocked."""
+
+
+class PluginCycleError(PluginError):
+    """Plugins require each other in a cycle; ``cycle`` lists it, first name repeated last."""
+
+    def __init__(self, message: str, *, cycle: Sequence[str]) -> None:
+        super().__init__(message, plugins=cycle)
+        self.cycle = tuple(cycle)
+
+
+class DuplicateTableError(PluginError):
+    """Two plugins define the same table."""
+
+    def __init__(self, message: str, *, table: str, plugins: Sequence[str]) -> None:
+        super().__init__(message, plugins=plugins)
+        self.table = table
+
+
+class DuplicateRepositoryError(PluginError):
+    """Two repositories are registered for the same model or under the same key."""
+
+
+class ForeignKeyScopeError(PluginError):
+    """A foreign key points into a plugin that its owner does not require, or that is off."""
+
+
+# --------------------------------------------------------------------------- data access
+
+
+class RepositoryError(MosaicError):
+    """An error raised while reading or writing through a repository or unit of work."""
+
+
+class NotFoundError(RepositoryError):
+    """No row matches the given key."""
+
+    def __init__(self, message: str, *, model: str, key: Any = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.key = key
+
+
+class ConflictError(RepositoryError):
+    """An integrity constraint was violated.
+
+    ``kind`` is one of ``"unique"``, ``"foreign_key"``, ``"not_null"``, ``"check"`` or
+    ``"integrity"``; ``constraint`` is the constraint name when the database reports it, and
+    ``table`` / ``columns`` when they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "integrity",
+        constraint: str | None = None,
+        table: str | None = None,
+        columns: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.constraint = constraint
+        self.table = table
+        self.columns = tuple(columns)
+
+
+class InvalidQueryError(RepositoryError):
+    """A query was rejected before any SQL was built. ``field`` names the culprit when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RetriesExhaustedError(RepositoryError):
+    """A unit of work failed with a retryable error on every attempt."""
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class DatabaseUnavailableError(RepositoryError):
+    """The database could not be reached in time: disconnect, hung server or pool exhausted."""
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+class MigrationError(MosaicError):
+    """An Alembic operation failed. ``revision`` names the revision when known."""
+
+    def __init__(self, message: str, *, revision: str | None = None) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
+class SchemaDriftError(MigrationError):
+    """The database schema and the merged models disagree; ``diffs`` lists the differences."""
+
+    def __init__(self, message: str, *, diffs: Sequence[str]) -> None:
+        super().__init__(message)
+        self.diffs = tuple(diffs)

@@ -1,0 +1,94 @@
+"""The merged metadata: every enabled plugin's tables in ONE ``MetaData`` for Alembic.
+
+Tables are copied (``Table.to_metadata``) into a fresh ``MetaData`` carrying
+:data:`NAMING_CONVENTION`, so constraint names are deterministic whatever base class a plugin's
+models use, and string foreign keys across plugins resolve. Each copy is tagged with its owner
+in ``Table.info["mosaic_plugin"]``; tables of disabled plugins are never copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import MetaData, Table
+
+from ._exceptions import DuplicateTableError, ForeignKeyScopeError
+
+__all__ = ["NAMING_CONVENTION", "OWNER_KEY", "build_merged_metadata", "table_owner"]
+
+#: SQLAlchemy's usual prefixes; ``fk_<table>_<column>_<referred table>``.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: ``Table.info`` key naming the plugin that owns a table in the merged metadata.
+OWNER_KEY = "mosaic_plugin"
+
+
+def table_owner(table: Table) -> str | None:
+    """The plugin owning ``table`` (a table of the merged metadata), or ``None``."""
+    owner = table.info.get(OWNER_KEY)
+    return owner if isinstance(owner, str) else None
+
+
+def build_merged_metadata(
+    tables_by_plugin: Sequence[tuple[str, Sequence[Table]]],
+    requires: Mapping[str, frozenset[str]],
+) -> MetaData:
+    """Copy each plugin's tables (in load order) into one MetaData and validate it.
+
+    ``requires`` maps a plugin to every plugin it depends on, transitively.
+
+    :raises DuplicateTableError: two plugins define the same table (both named).
+    :raises ForeignKeyScopeError: a foreign key into a table of no enabled plugin, or of a plugin
+        that the owner does not require.
+    """
+    merged = MetaData(naming_convention=dict(NAMING_CONVENTION))
+    owners: dict[str, str] = {}
+    originals: dict[str, Table] = {}
+    for plugin, tables in tables_by_plugin:
+        for table in tables:
+            key = table.key
+            if key in owners:
+                if owners[key] == plugin and originals[key] is table:
+                    continue  # the same model listed twice by one plugin
+                other = owners[key]
+                raise DuplicateTableError(
+                    f"table {key!r} is defined by plugin {other!r} and by plugin {plugin!r}; "
+                    "each table must belong to exactly one plugin",
+                    table=key,
+                    plugins=(other, plugin) if other != plugin else (plugin,),
+                )
+            copy = table.to_metadata(merged)
+            copy.info[OWNER_KEY] = plugin
+            owners[key] = plugin
+            originals[key] = table
+    _check_foreign_keys(merged, owners, requires)
+    return merged
+
+
+def _check_foreign_keys(
+    merged: MetaData, owners: Mapping[str, str], requires: Mapping[str, frozenset[str]]
+) -> None:
+    for table in merged.tables.values():
+        plugin = owners[table.key]
+        for fk in sorted(table.foreign_keys, key=lambda f: f.target_fullname):
+            column = fk.parent.name
+            target = fk.target_fullname.rsplit(".", 1)[0]
+            owner = owners.get(target)
+            where = f"plugin {plugin!r}: {table.key}.{column} references {fk.target_fullname!r}"
+            if owner is None:
+                raise ForeignKeyScopeError(
+                    f"{where}, but no enabled plugin defines table {target!r}",
+                    plugins=(plugin,),
+                )
+            if owner != plugin and owner not in requires.get(plugin, frozenset()):
+                raise ForeignKeyScopeError(
+                    f"{where} of plugin {owner!r}, which {plugin!r} does not require; "
+                    f"return {owner!r} from {plugin}'s mosaic_requires()",
+                    plugins=(plugin, owner),
+                )

@@ -1,0 +1,450 @@
+"""Plugin discovery, selection, ordering and validation.
+
+:func:`load_plugins` is all-or-nothing: it builds a fresh plugin manager (see
+:func:`make_plugin_manager`), imports only the selected entry points, calls the contribution
+hooks once per plugin, orders plugins (dependencies first, then by name), merges and checks
+their metadata, and returns an immutable :class:`PluginSet`. Any failure raises a
+:class:`~sqlmosaic.PluginError` naming the plugin, and nothing is left half-registered.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib.metadata
+import logging
+import re
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pluggy
+from sqlalchemy import MetaData, Table
+
+from . import hookspecs
+from ._exceptions import (
+    DuplicateRepositoryError,
+    DuplicateTableError,
+    PluginCycleError,
+    PluginDependencyError,
+    PluginError,
+    PluginHookError,
+    PluginImportError,
+)
+from ._metadata import build_merged_metadata
+from ._repository import Repository
+
+__all__ = ["PluginInfo", "PluginSet", "SkippedPlugin", "load_plugins", "make_plugin_manager"]
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+_log = logging.getLogger("sqlmosaic.plugins")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_ALREADY_DEFINED = re.compile(r"Table '([^']+)' is already defined")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One enabled plugin, as loaded."""
+
+    name: str
+    plugin: object
+    version: str | None
+    source: Literal["entry_point", "explicit"]
+    requires: tuple[str, ...]
+    models: tuple[type[Any], ...]
+    repositories: tuple[type[Repository[Any]], ...]
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(m.__table__.key for m in self.models)
+
+
+@dataclass(frozen=True)
+class SkippedPlugin:
+    """An installed plugin that was not loaded (never imported)."""
+
+    name: str
+    reason: Literal["blocked", "not in allowlist"]
+    version: str | None
+
+
+@dataclass(frozen=True)
+class PluginSet:
+    """The result of :func:`load_plugins`: enabled plugins in load order, and what they add."""
+
+    plugins: tuple[PluginInfo, ...]
+    metadata: MetaData
+    repositories: Mapping[str, type[Repository[Any]]]
+    skipped: tuple[SkippedPlugin, ...] = ()
+    manager: pluggy.PluginManager = field(default_factory=lambda: make_plugin_manager())
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.plugins)
+
+    def get(self, name: str) -> PluginInfo:
+        for info in self.plugins:
+            if info.name == name:
+                return info
+        raise KeyError(name)
+
+    def repository_key(self, repository: type[Repository[Any]]) -> str:
+        for key, cls in self.repositories.items():
+            if cls is repository:
+                return key
+        raise KeyError(repository.__qualname__)
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A fresh plugin manager with sqlmosaic's hook specifications (no plugins registered)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+@dataclass
+class _Candidate:
+    name: str
+    source: Literal["entry_point", "explicit"]
+    load: Callable[[], object]
+    origin: str
+    version: str | None = None
+
+
+def _entry_point_candidates() -> dict[str, _Candidate]:
+    found: dict[str, _Candidate] = {}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if ep.name in found:
+            raise PluginError(
+                f"plugin name {ep.name!r} is registered twice: by {found[ep.name].origin} and "
+                f"by {dist} ({ep.value})",
+                plugins=(ep.name,),
+            )
+        found[ep.name] = _Candidate(
+            ep.name,
+            "entry_point",
+            ep.load,
+            f"{dist} ({ep.value})",
+            ep.dist.version if ep.dist is not None else None,
+        )
+    return found
+
+
+def _explicit_candidates(plugins: Mapping[str, object] | Iterable[object]) -> dict[str, _Candidate]:
+    items: Iterable[tuple[str, object]]
+    if isinstance(plugins, Mapping):
+        items = plugins.items()
+    else:
+        items = ((_explicit_name(obj), obj) for obj in plugins)
+    found: dict[str, _Candidate] = {}
+    for name, obj in items:
+        if name in found:
+            raise PluginError(f"plugin {name!r} is passed twice", plugins=(name,))
+        version = getattr(obj, "__version__", None)
+        found[name] = _Candidate(
+            name,
+            "explicit",
+            _constant(obj),
+            repr(obj),
+            version if isinstance(version, str) else None,
+        )
+    return found
+
+
+def _constant(obj: object) -> Callable[[], object]:
+    return lambda: obj
+
+
+def _explicit_name(obj: object) -> str:
+    name = getattr(obj, "mosaic_name", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(obj, types.ModuleType):
+        return obj.__name__.rsplit(".", 1)[-1]
+    raise PluginError(
+        f"cannot name plugin {obj!r}: pass plugins as a mapping {{name: plugin}} or give it a "
+        "'mosaic_name' attribute"
+    )
+
+
+def load_plugins(
+    *,
+    allow: Sequence[str] | None = None,
+    block: Sequence[str] = (),
+    plugins: Mapping[str, object] | Iterable[object] = (),
+    discover: bool = True,
+) -> PluginSet:
+    """Discover, select, import, validate and merge plugins. See the module docstring.
+
+    :param allow: the allowlist (``None``: every installed plugin); explicit plugins are always
+        enabled unless blocked.
+    :param block: names never loaded.
+    :param plugins: plugins passed in code, as ``{name: module_or_object}`` or a list of modules.
+    :param discover: look up the ``sqlmosaic`` entry-point group.
+    """
+    installed = _entry_point_candidates() if discover else {}
+    explicit = _explicit_candidates(plugins)
+    candidates = {**installed, **explicit}
+    blocked = set(block)
+    allowed = set(allow) if allow is not None else None
+    for name in sorted((allowed or set()) - set(candidates)):
+        raise PluginDependencyError(
+            f"plugin {name!r} is in the allowlist but not installed; installed: "
+            f"{', '.join(sorted(candidates)) or 'none'}",
+            plugins=(name,),
+        )
+    selected: dict[str, _Candidate] = {}
+    skipped: list[SkippedPlugin] = []
+    for name, cand in sorted(candidates.items()):
+        if name in blocked:
+            skipped.append(SkippedPlugin(name, "blocked", cand.version))
+        elif allowed is not None and name not in allowed and cand.source == "entry_point":
+            skipped.append(SkippedPlugin(name, "not in allowlist", cand.version))
+        else:
+            selected[name] = cand
+
+    pm = make_plugin_manager()
+    objects: dict[str, object] = {}
+    for name, cand in selected.items():
+        objects[name] = obj = _import(cand, objects)
+        try:
+            pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginHookError(f"plugin {name!r}: {exc}", plugins=(name,)) from None
+        except ValueError as exc:
+            raise PluginError(
+                f"plugin {name!r} cannot be registered: {exc}", plugins=(name,)
+            ) from None
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        culprit = str(getattr(exc, "plugin", "?"))
+        raise PluginHookError(
+            f"plugin {culprit!r} implements an unknown hook: {exc}", plugins=(culprit,)
+        ) from None
+
+    requires = {name: _names(_call(pm, "mosaic_requires", name), name) for name in selected}
+    _check_requirements(requires, selected, candidates, blocked)
+    order = _order(requires)
+    models = {name: _models(_call(pm, "mosaic_models", name), name) for name in order}
+    repos = {name: _repositories(_call(pm, "mosaic_repositories", name), name) for name in order}
+    closure = _closure(requires)
+    metadata = build_merged_metadata(
+        [(name, [m.__table__ for m in models[name]]) for name in order], closure
+    )
+    registry = _repository_registry(order, repos, metadata)
+    infos = tuple(
+        PluginInfo(
+            name,
+            objects[name],
+            selected[name].version,
+            selected[name].source,
+            requires[name],
+            models[name],
+            repos[name],
+        )
+        for name in order
+    )
+    return PluginSet(infos, metadata, registry, tuple(skipped), pm)
+
+
+def _import(cand: _Candidate, loaded: Mapping[str, object]) -> object:
+    try:
+        return cand.load()
+    except Exception as exc:
+        match = _ALREADY_DEFINED.search(str(exc))
+        if match:
+            other = _owner_module(match.group(1), loaded)
+            plugins = (other, cand.name) if other else (cand.name,)
+            raise DuplicateTableError(
+                f"plugin {cand.name!r} failed to import: table {match.group(1)!r} is already "
+                f"defined{f' by plugin {other!r}' if other else ''} in the same MetaData",
+                table=match.group(1),
+                plugins=plugins,
+            ) from exc
+        raise PluginImportError(
+            f"plugin {cand.name!r} failed to import from {cand.origin}: "
+            f"{type(exc).__name__}: {exc}",
+            plugins=(cand.name,),
+        ) from exc
+
+
+def _owner_module(table: str, loaded: Mapping[str, object]) -> str | None:
+    from sqlmodel import SQLModel
+
+    for mapper in SQLModel._sa_registry.mappers:
+        if getattr(mapper.local_table, "key", None) == table:
+            module = mapper.class_.__module__
+            for name, obj in loaded.items():
+                package = getattr(obj, "__name__", "").rsplit(".", 1)[0]
+                if package and module.startswith(package):
+                    return name
+    return None
+
+
+def _call(pm: pluggy.PluginManager, hook: str, plugin: str) -> Any:
+    caller = getattr(pm.hook, hook)
+    for impl in caller.get_hookimpls():
+        if impl.plugin_name == plugin:
+            try:
+                return impl.function()
+            except Exception as exc:
+                raise PluginHookError(
+                    f"plugin {plugin!r}: {hook}() raised {type(exc).__name__}: {exc}",
+                    plugins=(plugin,),
+                ) from exc
+    return []
+
+
+def _sequence(value: Any, hook: str, plugin: str) -> list[Any]:
+    if value is None or isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise PluginHookError(
+            f"plugin {plugin!r}: {hook}() must return a list, got {type(value).__name__}",
+            plugins=(plugin,),
+        )
+    return list(value)
+
+
+def _names(value: Any, plugin: str) -> tuple[str, ...]:
+    names = _sequence(value, "mosaic_requires", plugin)
+    for item in names:
+        if not isinstance(item, str) or not _NAME.match(item):
+            raise PluginHookError(
+                f"plugin {plugin!r}: mosaic_requires() returned {item!r}, not a plugin name",
+                plugins=(plugin,),
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def _models(value: Any, plugin: str) -> tuple[type[Any], ...]:
+    models = _sequence(value, "mosaic_models", plugin)
+    for model in models:
+        if not isinstance(model, type) or not isinstance(getattr(model, "__table__", None), Table):
+            raise PluginHookError(
+                f"plugin {plugin!r}: mosaic_models() returned {model!r}, not a SQLModel table "
+                "class (did you forget table=True?)",
+                plugins=(plugin,),
+            )
+    return tuple(dict.fromkeys(models))
+
+
+def _repositories(value: Any, plugin: str) -> tuple[type[Repository[Any]], ...]:
+    repos = _sequence(value, "mosaic_repositories", plugin)
+    for repo in repos:
+        if not (isinstance(repo, type) and issubclass(repo, Repository) and hasattr(repo, "model")):
+            raise PluginHookError(
+                f"plugin {plugin!r}: mosaic_repositories() returned {repo!r}, not a "
+                "Repository[Model] subclass",
+                plugins=(plugin,),
+            )
+    return tuple(dict.fromkeys(repos))
+
+
+def _check_requirements(
+    requires: Mapping[str, tuple[str, ...]],
+    selected: Mapping[str, _Candidate],
+    candidates: Mapping[str, _Candidate],
+    blocked: set[str],
+) -> None:
+    for name in sorted(requires):
+        for dep in requires[name]:
+            if dep in selected:
+                continue
+            if dep in blocked:
+                why = "which is blocked (MOSAIC_BLOCKED_PLUGINS)"
+            elif dep in candidates:
+                why = "which is installed but not enabled: add it to MOSAIC_PLUGINS"
+            else:
+                why = "which is not installed"
+            raise PluginDependencyError(
+                f"plugin {name!r} requires plugin {dep!r}, {why}", plugins=(name, dep)
+            )
+
+
+def _order(requires: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Dependencies first, ties broken by name (Kahn's algorithm with a heap)."""
+    waiting = {name: set(deps) for name, deps in requires.items()}
+    dependents: dict[str, list[str]] = {name: [] for name in requires}
+    for name, deps in requires.items():
+        for dep in deps:
+            dependents[dep].append(name)
+    ready = [name for name, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = heapq.heappop(ready)
+        order.append(name)
+        for child in dependents[name]:
+            waiting[child].discard(name)
+            if not waiting[child]:
+                heapq.heappush(ready, child)
+    if len(order) != len(requires):
+        cycle = _find_cycle({n: requires[n] for n in requires if n not in order})
+        raise PluginCycleError(
+            f"plugins require each other in a cycle: {' -> '.join(cycle)}", cycle=cycle
+        )
+    return order
+
+
+def _find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    start = min(graph)
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = min(dep for dep in graph[node] if dep in graph)
+    return [*path[seen[node] :], node]
+
+
+def _closure(requires: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[str]]:
+    result: dict[str, frozenset[str]] = {}
+
+    def visit(name: str) -> frozenset[str]:
+        if name not in result:
+            deps: set[str] = set()
+            for dep in requires.get(name, ()):
+                deps |= {dep, *visit(dep)}
+            result[name] = frozenset(deps)
+        return result[name]
+
+    for name in requires:
+        visit(name)
+    return result
+
+
+def _repository_registry(
+    order: Sequence[str],
+    repos: Mapping[str, Sequence[type[Repository[Any]]]],
+    metadata: MetaData,
+) -> dict[str, type[Repository[Any]]]:
+    registry: dict[str, type[Repository[Any]]] = {}
+    by_model: dict[type[Any], tuple[str, type[Repository[Any]]]] = {}
+    for plugin in order:
+        for repo in repos[plugin]:
+            table = repo.model.__table__.key
+            if table not in metadata.tables:
+                raise PluginHookError(
+                    f"plugin {plugin!r}: repository {repo.__qualname__} is for table {table!r}, "
+                    "which no enabled plugin defines",
+                    plugins=(plugin,),
+                )
+            if repo.model in by_model:
+                other_plugin, other = by_model[repo.model]
+                raise DuplicateRepositoryError(
+                    f"model {repo.model.__name__} has two repositories: {other.__qualname__} "
+                    f"(plugin {other_plugin!r}) and {repo.__qualname__} (plugin {plugin!r})",
+                    plugins=(other_plugin, plugin),
+                )
+            key = f"{plugin}.{getattr(repo, 'name', None) or table}"
+            if key in registry:
+                raise DuplicateRepositoryError(
+                    f"repository key {key!r} is used by {registry[key].__qualname__} and "
+                    f"{repo.__qualname__}",
+                    plugins=(plugin,),
+                )
+            registry[key] = repo
+            by_model[repo.model] = (plugin, repo)
+    return registry

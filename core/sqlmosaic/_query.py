@@ -1,0 +1,259 @@
+"""Filter, sort and keyset-cursor building for repositories.
+
+Names are checked against a per-repository allow-list and operators against a fixed set BEFORE
+any SQL is built; every value is bound. Cursors are opaque (URL-safe base64 JSON) and checked
+against the sort they were made for.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Column, ColumnElement, and_, or_
+
+from ._exceptions import InvalidQueryError
+
+__all__ = ["OPERATORS", "Filter", "Page", "SortKey", "build_filters", "parse_sort"]
+
+T = TypeVar("T")
+
+_Op = Callable[[Any, Any], ColumnElement[bool]]
+
+
+def _in(col: Any, value: Any) -> ColumnElement[bool]:
+    return col.in_(_as_list(value))  # type: ignore[no-any-return]
+
+
+def _not_in(col: Any, value: Any) -> ColumnElement[bool]:
+    return col.not_in(_as_list(value))  # type: ignore[no-any-return]
+
+
+def _is_null(col: Any, value: Any) -> ColumnElement[bool]:
+    if not isinstance(value, bool):
+        raise InvalidQueryError("is_null takes true or false", field=getattr(col, "key", None))
+    return col.is_(None) if value else col.is_not(None)  # type: ignore[no-any-return]
+
+
+def _like(col: Any, value: Any) -> ColumnElement[bool]:
+    return col.contains(_as_str(value), autoescape=True)  # type: ignore[no-any-return]
+
+
+def _ilike(col: Any, value: Any) -> ColumnElement[bool]:
+    return col.icontains(_as_str(value), autoescape=True)  # type: ignore[no-any-return]
+
+
+#: The fixed operator set. ``like``/``ilike`` match a literal substring: ``%`` and ``_`` in the
+#: value are escaped, so user input can never become a pattern.
+OPERATORS: Mapping[str, _Op] = {
+    "eq": lambda c, v: c == v,
+    "ne": lambda c, v: c != v,
+    "lt": lambda c, v: c < v,
+    "le": lambda c, v: c <= v,
+    "gt": lambda c, v: c > v,
+    "ge": lambda c, v: c >= v,
+    "in": _in,
+    "not_in": _not_in,
+    "like": _like,
+    "ilike": _ilike,
+    "is_null": _is_null,
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidQueryError("in / not_in take a list of values")
+    return list(value)
+
+
+def _as_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidQueryError("like / ilike take a string")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One condition: ``field`` ``op`` ``value`` (``op`` from :data:`OPERATORS`)."""
+
+    field: str
+    op: str = "eq"
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """A resolved sort key."""
+
+    name: str
+    column: Column[Any]
+    descending: bool = False
+
+    @property
+    def spec(self) -> str:
+        return f"-{self.name}" if self.descending else self.name
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    """A page of results.
+
+    ``total`` is set when asked for (one extra COUNT statement). ``next_cursor`` is set when more
+    rows follow; pass it back as ``after=`` to get the next page (keyset pagination).
+    """
+
+    items: list[T]
+    limit: int
+    offset: int = 0
+    total: int | None = None
+    next_cursor: str | None = None
+    sort: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def parse_filters(where: Mapping[str, Any] | None, filters: Sequence[Filter] = ()) -> list[Filter]:
+    """Turn ``{"name__ilike": "x", "id": 3}`` plus explicit filters into :class:`Filter` objects."""
+    result = list(filters)
+    for key, value in (where or {}).items():
+        name, sep, op = key.partition("__")
+        result.append(Filter(name, op if sep else "eq", value))
+    return result
+
+
+def build_filters(
+    conditions: Sequence[Filter],
+    columns: Mapping[str, Column[Any]],
+    allowed: frozenset[str],
+    model: str,
+) -> list[ColumnElement[bool]]:
+    """Check names and operators, then build bound SQL conditions."""
+    clauses: list[ColumnElement[bool]] = []
+    for cond in conditions:
+        column = _allowed_column(cond.field, columns, allowed, model, "filter")
+        operator = OPERATORS.get(cond.op)
+        if operator is None:
+            raise InvalidQueryError(
+                f"unknown operator {cond.op!r} for field {cond.field!r} of {model}; "
+                f"use one of: {', '.join(OPERATORS)}",
+                field=cond.field,
+            )
+        try:
+            clauses.append(operator(column, cond.value))
+        except InvalidQueryError as exc:
+            raise InvalidQueryError(f"{cond.field}: {exc}", field=cond.field) from None
+    return clauses
+
+
+def _allowed_column(
+    name: str, columns: Mapping[str, Column[Any]], allowed: frozenset[str], model: str, what: str
+) -> Column[Any]:
+    if name not in allowed or name not in columns:
+        raise InvalidQueryError(
+            f"cannot {what} {model} by {name!r}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+            field=name,
+        )
+    return columns[name]
+
+
+def parse_sort(
+    order_by: Sequence[str] | str | None,
+    columns: Mapping[str, Column[Any]],
+    allowed: frozenset[str],
+    model: str,
+    primary_key: Sequence[Column[Any]],
+) -> list[SortKey]:
+    """Resolve ``["-created_at", "name"]``; the primary key is appended as a tie-breaker."""
+    specs = [order_by] if isinstance(order_by, str) else list(order_by or ())
+    keys: list[SortKey] = []
+    for raw in specs:
+        spec = raw.strip()
+        descending = spec.startswith("-")
+        name = spec.lstrip("+-")
+        column = _allowed_column(name, columns, allowed, model, "sort")
+        if any(k.name == name for k in keys):
+            raise InvalidQueryError(f"{name!r} appears twice in the sort of {model}", field=name)
+        keys.append(SortKey(name, column, descending))
+    for pk in primary_key:
+        if not any(k.column is pk for k in keys):
+            keys.append(SortKey(pk.key, pk, False))
+    return keys
+
+
+# --------------------------------------------------------------------------- keyset cursors
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"dt": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"d": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"dec": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {"uuid": str(value)}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise InvalidQueryError(f"cannot paginate by a value of type {type(value).__name__}")
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, text),) = value.items()
+        decoders: dict[str, Callable[[str], Any]] = {
+            "dt": dt.datetime.fromisoformat,
+            "d": dt.date.fromisoformat,
+            "dec": decimal.Decimal,
+            "uuid": uuid.UUID,
+        }
+        if tag in decoders and isinstance(text, str):
+            return decoders[tag](text)
+        raise ValueError("unknown cursor value")
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError("unknown cursor value")
+
+
+def encode_cursor(keys: Sequence[SortKey], values: Sequence[Any]) -> str:
+    payload = {"s": [k.spec for k in keys], "v": [_encode_value(v) for v in values]}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        specs, values = payload["s"], payload["v"]
+        decoded = [_decode_value(v) for v in values]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InvalidQueryError("invalid pagination cursor", field="after") from None
+    if specs != [k.spec for k in keys] or len(decoded) != len(keys):
+        raise InvalidQueryError(
+            "the cursor was made for another sort order; start again without 'after'",
+            field="after",
+        )
+    return decoded
+
+
+def keyset_condition(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
+    """Rows strictly after ``values`` in the order of ``keys`` (expanded row comparison)."""
+    for key in keys:
+        if key.column.nullable and not key.column.primary_key:
+            raise InvalidQueryError(
+                f"keyset pagination cannot sort by nullable field {key.name!r}", field=key.name
+            )
+    branches: list[ColumnElement[bool]] = []
+    for i, key in enumerate(keys):
+        equal = [keys[j].column == values[j] for j in range(i)]
+        step = key.column < values[i] if key.descending else key.column > values[i]
+        branches.append(and_(*equal, step))
+    return or_(*branches)

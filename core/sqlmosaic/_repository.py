@@ -1,0 +1,417 @@
+"""The generic async repository.
+
+``Repository[ModelT]`` wraps one SQLModel table class. It is built with a session, awaits the
+database in every method, flushes (so errors surface here, translated) but never commits: the
+unit of work does. Filter and sort names are allow-listed per repository.
+
+    class StockItemRepository(Repository[StockItem]):
+        model = StockItem            # optional: the type parameter alone is enough
+        hidden_fields = frozenset({"cost_price"})
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
+
+from sqlalchemy import Column, ColumnElement, Table, and_, func, inspect
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Result
+from sqlalchemy.sql.base import Executable
+from sqlmodel import SQLModel, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ._exceptions import ConfigurationError, InvalidQueryError, NotFoundError
+from ._query import (
+    Filter,
+    Page,
+    build_filters,
+    decode_cursor,
+    encode_cursor,
+    keyset_condition,
+    parse_filters,
+    parse_sort,
+)
+from ._translate import translating
+
+__all__ = ["ModelT", "Repository"]
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        async with translating():
+            return await method(*args, **kwargs)
+
+    return wrapper
+
+
+class Repository(Generic[ModelT]):
+    """Async data access for one table. Never commits; see :func:`sqlmosaic.transaction`.
+
+    Class attributes a subclass may set:
+
+    - ``model``: the SQLModel table class (inferred from ``Repository[Model]`` when omitted);
+    - ``hidden_fields``: columns that can never be filtered or sorted by (also any column whose
+      ``info`` has ``hidden=True``);
+    - ``filter_fields`` / ``sort_fields``: explicit allow-lists (default: all public columns);
+    - ``max_limit`` / ``default_limit``: the page size cap and default.
+    """
+
+    model: ClassVar[type[Any]]
+    name: ClassVar[str | None] = None
+    hidden_fields: ClassVar[frozenset[str]] = frozenset()
+    filter_fields: ClassVar[frozenset[str] | None] = None
+    sort_fields: ClassVar[frozenset[str] | None] = None
+    max_limit: ClassVar[int] = 1000
+    default_limit: ClassVar[int] = 50
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "model" not in cls.__dict__:
+            for base in getattr(cls, "__orig_bases__", ()):
+                if typing.get_origin(base) is not None and issubclass(
+                    typing.get_origin(base), Repository
+                ):
+                    (arg,) = typing.get_args(base)
+                    if isinstance(arg, type):
+                        cls.model = arg
+                        break
+        model = cls.__dict__.get("model") or getattr(cls, "model", None)
+        if model is not None and not isinstance(getattr(model, "__table__", None), Table):
+            raise ConfigurationError(
+                f"{cls.__qualname__}.model must be a SQLModel table class (table=True), "
+                f"got {model!r}",
+                setting="model",
+            )
+
+    def __init__(self, session: AsyncSession) -> None:
+        if not hasattr(type(self), "model"):
+            raise ConfigurationError(
+                f"{type(self).__qualname__} has no model: subclass Repository[Model] or set model",
+                setting="model",
+            )
+        self.session = session
+
+    # ----------------------------------------------------------------- introspection
+
+    @classmethod
+    def table(cls) -> Table:
+        """The model's table."""
+        table = cls.model.__table__
+        assert isinstance(table, Table)
+        return table
+
+    @classmethod
+    def columns(cls) -> dict[str, Column[Any]]:
+        """The model's columns by attribute key."""
+        return {c.key: c for c in cls.table().columns}
+
+    @classmethod
+    def public_fields(cls) -> frozenset[str]:
+        """Columns that are not hidden (by ``hidden_fields`` or ``Column.info['hidden']``)."""
+        return frozenset(
+            key
+            for key, col in cls.columns().items()
+            if key not in cls.hidden_fields
+            and not col.info.get("hidden")
+            and not key.startswith("_")
+        )
+
+    @classmethod
+    def allowed_filters(cls) -> frozenset[str]:
+        return (cls.filter_fields or cls.public_fields()) - cls.hidden_fields
+
+    @classmethod
+    def allowed_sorts(cls) -> frozenset[str]:
+        return (cls.sort_fields or cls.public_fields()) - cls.hidden_fields
+
+    @classmethod
+    def primary_key(cls) -> tuple[Column[Any], ...]:
+        return tuple(inspect(cls.model).primary_key)
+
+    def _pk_clause(self, pk: Any) -> ColumnElement[bool]:
+        keys = self.primary_key()
+        values = pk if isinstance(pk, tuple) else (pk,)
+        if len(values) != len(keys):
+            raise InvalidQueryError(
+                f"{self.model.__name__} has a primary key of {len(keys)} column(s)", field="pk"
+            )
+        clauses = [col == value for col, value in zip(keys, values, strict=True)]
+        return and_(*clauses)
+
+    def _where(
+        self, where: Mapping[str, Any] | None, filters: Sequence[Filter]
+    ) -> list[ColumnElement[bool]]:
+        return build_filters(
+            parse_filters(where, filters),
+            self.columns(),
+            self.allowed_filters(),
+            self.model.__name__,
+        )
+
+    async def _exec(self, statement: Executable) -> Result[Any]:
+        """Execute a Core/ORM statement that SQLModel's ``exec`` overloads do not type."""
+        return typing.cast(Result[Any], await self.session.exec(typing.cast(Any, statement)))
+
+    def _check_values(self, values: Mapping[str, Any]) -> None:
+        columns = self.columns()
+        for name in values:
+            if name not in columns:
+                raise InvalidQueryError(f"{self.model.__name__} has no field {name!r}", field=name)
+
+    # ----------------------------------------------------------------- reads
+
+    @_translated
+    async def get(self, pk: Any) -> ModelT:
+        """The row with primary key ``pk``; :class:`NotFoundError` when there is none."""
+        obj = await self.session.get(self.model, pk)
+        if obj is None:
+            raise NotFoundError(
+                f"{self.model.__name__} {pk!r} not found", model=self.model.__name__, key=pk
+            )
+        return typing.cast("ModelT", obj)
+
+    @_translated
+    async def get_or_none(self, pk: Any) -> ModelT | None:
+        """The row with primary key ``pk``, or ``None``."""
+        return typing.cast("ModelT | None", await self.session.get(self.model, pk))
+
+    @_translated
+    async def list(
+        self,
+        *filters: Filter,
+        where: Mapping[str, Any] | None = None,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        after: str | None = None,
+        with_total: bool = False,
+    ) -> Page[ModelT]:
+        """A page of rows: filters, allow-listed sort, limit/offset or keyset (``after=``).
+
+        One SELECT (it fetches ``limit + 1`` rows to know whether a next page exists), plus one
+        COUNT when ``with_total`` is true.
+        """
+        limit = self.default_limit if limit is None else limit
+        if not 1 <= limit <= self.max_limit:
+            raise InvalidQueryError(
+                f"limit must be between 1 and {self.max_limit}, got {limit}", field="limit"
+            )
+        if offset < 0:
+            raise InvalidQueryError("offset must not be negative", field="offset")
+        if after is not None and offset:
+            raise InvalidQueryError("use either offset or after, not both", field="after")
+        conditions = self._where(where, filters)
+        keys = parse_sort(
+            order_by, self.columns(), self.allowed_sorts(), self.model.__name__, self.primary_key()
+        )
+        page_conditions = list(conditions)
+        if after is not None:
+            page_conditions.append(keyset_condition(keys, decode_cursor(after, keys)))
+        stmt = (
+            select(self.model)
+            .where(*page_conditions)
+            .order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        rows = builtins.list((await self.session.exec(stmt)).all())
+        more = len(rows) > limit
+        items = typing.cast("builtins.list[ModelT]", rows[:limit])
+        cursor = None
+        if more and items:
+            last = items[-1]
+            cursor = encode_cursor(keys, [getattr(last, k.column.key) for k in keys])
+        total = await self._count(conditions) if with_total else None
+        return Page(
+            items,
+            limit=limit,
+            offset=offset,
+            total=total,
+            next_cursor=cursor,
+            sort=tuple(k.spec for k in keys),
+        )
+
+    async def _count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
+        stmt = select(func.count()).select_from(self.table()).where(*conditions)
+        return int((await self.session.exec(stmt)).one())
+
+    @_translated
+    async def count(self, *filters: Filter, where: Mapping[str, Any] | None = None) -> int:
+        """How many rows match."""
+        return await self._count(self._where(where, filters))
+
+    @_translated
+    async def exists(self, *filters: Filter, where: Mapping[str, Any] | None = None) -> bool:
+        """Whether any row matches (one ``SELECT EXISTS``)."""
+        inner = sa_select(self.table()).where(*self._where(where, filters))
+        return bool((await self._exec(sa_select(inner.exists()))).scalar())
+
+    # ----------------------------------------------------------------- writes
+
+    @_translated
+    async def add(self, obj: ModelT) -> ModelT:
+        """Insert ``obj`` (one ``INSERT ... RETURNING``); constraint errors raise here."""
+        self.session.add(obj)
+        await self.session.flush()
+        return obj
+
+    @_translated
+    async def add_many(self, objs: Sequence[ModelT]) -> builtins.list[ModelT]:
+        """Insert ``objs`` in batched multi-row INSERTs (not one statement per row)."""
+        items = builtins.list(objs)
+        self.session.add_all(items)
+        await self.session.flush()
+        return items
+
+    @_translated
+    async def update(self, target: ModelT | Any, values: Mapping[str, Any] | None = None) -> ModelT:
+        """Update an instance (after applying ``values``), or the row with primary key ``target``.
+
+        By primary key it is one ``UPDATE ... RETURNING``; :class:`NotFoundError` when no row.
+        """
+        values = dict(values or {})
+        self._check_values(values)
+        if isinstance(target, self.model):
+            for name, value in values.items():
+                setattr(target, name, value)
+            self.session.add(target)
+            await self.session.flush()
+            return typing.cast("ModelT", target)
+        if not values:
+            raise InvalidQueryError("update by primary key needs values", field="values")
+        stmt = (
+            sa_update(self.model)
+            .where(self._pk_clause(target))
+            .values(**values)
+            .returning(self.model)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        obj = (await self._exec(stmt)).scalars().one_or_none()
+        if obj is None:
+            raise NotFoundError(
+                f"{self.model.__name__} {target!r} not found", model=self.model.__name__, key=target
+            )
+        return typing.cast("ModelT", obj)
+
+    @_translated
+    async def update_where(
+        self,
+        values: Mapping[str, Any],
+        *filters: Filter,
+        where: Mapping[str, Any] | None = None,
+        allow_all: bool = False,
+    ) -> int:
+        """Set ``values`` on every matching row; returns the row count. One UPDATE."""
+        self._check_values(values)
+        conditions = self._where(where, filters)
+        if not conditions and not allow_all:
+            raise InvalidQueryError(
+                "update_where without filters needs allow_all=True", field="where"
+            )
+        stmt = (
+            sa_update(self.model)
+            .where(*conditions)
+            .values(**values)
+            .execution_options(synchronize_session="fetch")
+        )
+        result = await self.session.exec(stmt)
+        return int(result.rowcount)
+
+    @_translated
+    async def upsert(
+        self,
+        values: ModelT | Mapping[str, Any],
+        *,
+        conflict: Sequence[str] | None = None,
+        update: Sequence[str] | None = None,
+    ) -> ModelT:
+        """Insert, or update on conflict (``ON CONFLICT ... DO UPDATE``, PostgreSQL and SQLite).
+
+        ``conflict`` names the unique columns (default: the primary key); ``update`` the columns
+        to overwrite (default: every given column outside ``conflict``). One statement.
+        """
+        data = (
+            values.model_dump(exclude_unset=False) if isinstance(values, SQLModel) else dict(values)
+        )
+        if isinstance(values, Mapping):
+            self._check_values(values)
+        pk_names = {c.key for c in self.primary_key()}
+        # A primary key left to the database (None) is not sent.
+        data = {
+            k: v
+            for k, v in data.items()
+            if k in self.columns() and (v is not None or k not in pk_names)
+        }
+        targets = builtins.list(conflict or sorted(pk_names))
+        self._check_values(dict.fromkeys(targets))
+        missing = [t for t in targets if t not in data]
+        if missing:
+            raise InvalidQueryError(f"upsert needs a value for {missing[0]!r}", field=missing[0])
+        names = (
+            builtins.list(update)
+            if update is not None
+            else [k for k in data if k not in targets and k not in pk_names]
+        )
+        self._check_values(dict.fromkeys(names))
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+        if insert is None:
+            raise InvalidQueryError(f"upsert is not supported on {dialect}", field="dialect")
+        stmt = insert(self.model).values(**data)
+        excluded = stmt.excluded
+        stmt = (
+            stmt.on_conflict_do_update(
+                index_elements=targets, set_={name: excluded[name] for name in names}
+            )
+            if names
+            else stmt.on_conflict_do_nothing(index_elements=targets)
+        )
+        stmt = stmt.returning(self.model).execution_options(populate_existing=True)
+        obj = (await self._exec(stmt)).scalars().one_or_none()
+        if obj is None:  # DO NOTHING on conflict: read the existing row
+            key = tuple(data[t] for t in targets)
+            clause = [self.columns()[t] == v for t, v in zip(targets, key, strict=True)]
+            obj = (await self.session.exec(select(self.model).where(*clause))).one()
+        return typing.cast("ModelT", obj)
+
+    @_translated
+    async def delete(self, target: ModelT | Any) -> None:
+        """Delete an instance, or the row with primary key ``target`` (NotFoundError if none)."""
+        if isinstance(target, self.model):
+            await self.session.delete(target)
+            await self.session.flush()
+            return
+        stmt = sa_delete(self.model).where(self._pk_clause(target))
+        result = await self.session.exec(stmt)
+        if result.rowcount == 0:
+            raise NotFoundError(
+                f"{self.model.__name__} {target!r} not found", model=self.model.__name__, key=target
+            )
+
+    @_translated
+    async def delete_where(
+        self, *filters: Filter, where: Mapping[str, Any] | None = None, allow_all: bool = False
+    ) -> int:
+        """Delete every matching row; returns the row count. One DELETE."""
+        conditions = self._where(where, filters)
+        if not conditions and not allow_all:
+            raise InvalidQueryError(
+                "delete_where without filters needs allow_all=True", field="where"
+            )
+        stmt = (
+            sa_delete(self.model).where(*conditions).execution_options(synchronize_session="fetch")
+        )
+        result = await self.session.exec(stmt)
+        return int(result.rowcount)

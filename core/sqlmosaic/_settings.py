@@ -1,0 +1,138 @@
+"""Settings from the environment (pydantic-settings), validated once at start.
+
+``DATABASE_URL`` names the database; ``MOSAIC_DATABASE_URL`` overrides it. Every other setting
+is ``MOSAIC_<NAME>``. Invalid values raise :class:`~sqlmosaic.ConfigurationError` naming the
+setting, with any password masked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL
+
+from ._exceptions import ConfigurationError
+from ._url import mask_password, mask_url, parse_url
+
+__all__ = ["DEFAULT_DATABASE_URL", "MosaicSettings"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./mosaic.db"
+
+_ASYNC_DRIVERS = {
+    "postgresql": "asyncpg",
+    "postgres": "asyncpg",
+    "sqlite": "aiosqlite",
+}
+_SUPPORTED = {("postgresql", "asyncpg"), ("postgresql", "psycopg"), ("sqlite", "aiosqlite")}
+
+
+def _split_names(value: Any) -> Any:
+    if value is None or value == "":
+        return None if value is None else []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class MosaicSettings(BaseSettings):
+    """Everything a host needs to connect and load plugins.
+
+    Build with :meth:`load` (translates validation errors) or directly for tests.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOSAIC_",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("MOSAIC_DATABASE_URL", "DATABASE_URL", "database_url"),
+        repr=False,
+        description="SQLAlchemy async URL (postgresql+asyncpg://... or sqlite+aiosqlite:///...).",
+    )
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    max_overflow: int = Field(default=10, ge=0, le=1000)
+    pool_timeout: float = Field(default=30.0, gt=0)
+    pool_recycle: int = Field(default=1800, ge=-1)
+    echo: bool = False
+    statement_timeout: float | None = Field(
+        default=None, gt=0, description="PostgreSQL statement_timeout for app sessions, seconds."
+    )
+    command_timeout: float | None = Field(
+        default=60.0, gt=0, description="asyncpg client-side timeout per statement, seconds."
+    )
+    connect_timeout: float = Field(default=10.0, gt=0)
+    application_name: str = Field(default="sqlmosaic", min_length=1, max_length=63)
+    sqlite_busy_timeout: float = Field(default=30.0, ge=0, description="seconds")
+    plugins: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Allowlist of plugin names; None loads every installed plugin."
+    )
+    blocked_plugins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    migration_lock_timeout: float = Field(default=5.0, gt=0, description="seconds")
+    migration_statement_timeout: float = Field(default=600.0, gt=0, description="seconds")
+
+    @field_validator("plugins", "blocked_plugins", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return _split_names(value)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _normalise_url(cls, value: Any) -> Any:
+        if isinstance(value, URL):
+            value = value.render_as_string(hide_password=False)
+        if not isinstance(value, str):
+            return value
+        url = parse_url(value)
+        backend, _, driver = url.drivername.partition("+")
+        if backend == "postgres":
+            backend = "postgresql"
+        if not driver:
+            driver = _ASYNC_DRIVERS.get(backend, "")
+        if (backend, driver) not in _SUPPORTED:
+            raise ValueError(
+                f"unsupported driver {url.drivername!r}: sqlmosaic is async-only; use "
+                "postgresql+asyncpg://, postgresql+psycopg:// or sqlite+aiosqlite://"
+            )
+        return url.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Self:
+        """Read the environment (plus ``overrides``); bad input raises ConfigurationError."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise _configuration_error(exc) from None
+
+    # -- derived, read-only views -------------------------------------------------------
+
+    @property
+    def url(self) -> URL:
+        """The database URL as a SQLAlchemy :class:`~sqlalchemy.engine.URL`."""
+        return parse_url(self.database_url)
+
+    @property
+    def masked_url(self) -> str:
+        """The database URL with its password masked, for display."""
+        return mask_url(self.database_url)
+
+    @property
+    def backend(self) -> str:
+        """``"postgresql"`` or ``"sqlite"``."""
+        return self.url.get_backend_name()
+
+
+def _configuration_error(exc: ValidationError) -> ConfigurationError:
+    problems = []
+    first: str | None = None
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "settings"
+        name = "DATABASE_URL" if loc == "database_url" else f"MOSAIC_{loc.upper()}"
+        first = first or name
+        problems.append(f"{name}: {mask_password(str(err['msg']))}")
+    return ConfigurationError("invalid settings: " + "; ".join(problems), setting=first)

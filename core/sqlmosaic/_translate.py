@@ -1,0 +1,192 @@
+"""Translate SQLAlchemy and driver exceptions into sqlmosaic errors at the repository boundary.
+
+Messages are built from structured fields (SQLSTATE, constraint, table, column) and never from
+the driver's text where that text can carry bound values
+(PostgreSQL's ``DETAIL: Key (email)=(...)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+
+from ._exceptions import (
+    ConflictError,
+    DatabaseUnavailableError,
+    MosaicError,
+    RepositoryError,
+)
+
+__all__ = ["RETRYABLE_SQLSTATES", "is_retryable", "sqlstate_of", "translate_error", "translating"]
+
+#: serialization_failure and deadlock_detected: the whole transaction may simply be run again.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+_PG_KINDS = {
+    "23505": "unique",
+    "23503": "foreign_key",
+    "23502": "not_null",
+    "23514": "check",
+    "23P01": "exclusion",
+}
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin shutdown
+_SQLITE_INTEGRITY = re.compile(
+    r"^(?P<kind>UNIQUE|FOREIGN KEY|NOT NULL|CHECK) constraint failed(?::\s*(?P<what>.*))?$"
+)
+_SQLITE_KINDS = {
+    "UNIQUE": "unique",
+    "FOREIGN KEY": "foreign_key",
+    "NOT NULL": "not_null",
+    "CHECK": "check",
+}
+
+
+def _driver_error(exc: BaseException) -> BaseException | None:
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else None
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The SQLSTATE of a DBAPI error (asyncpg and psycopg), or ``None``."""
+    orig = _driver_error(exc) or exc
+    for candidate in (orig, orig.__cause__):
+        if candidate is None:
+            continue
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    orig = _driver_error(exc) or exc
+    for candidate in (orig, orig.__cause__):
+        code = getattr(candidate, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for serialization failures and deadlocks (and SQLite's busy/locked errors)."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if sqlstate_of(exc) in RETRYABLE_SQLSTATES:
+        return True
+    code = _sqlite_code(exc)
+    return code is not None and (code & 0xFF) in {5, 6}
+
+
+def _pg_details(exc: BaseException) -> tuple[str | None, str | None, str | None]:
+    orig = _driver_error(exc)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        if candidate is None:
+            continue
+        diag = getattr(candidate, "diag", None)  # psycopg
+        if diag is not None:
+            return diag.constraint_name, diag.table_name, diag.column_name
+        if hasattr(candidate, "constraint_name"):  # asyncpg
+            return (
+                getattr(candidate, "constraint_name", None),
+                getattr(candidate, "table_name", None),
+                getattr(candidate, "column_name", None),
+            )
+    return None, None, None
+
+
+def _integrity_error(exc: sa_exc.DBAPIError) -> ConflictError:
+    state = sqlstate_of(exc)
+    if state is not None:
+        kind = _PG_KINDS.get(state, "integrity")
+        pg_constraint, pg_table, column = _pg_details(exc)
+        subject = (
+            pg_constraint
+            or (f"{pg_table}.{column}" if pg_table and column else pg_table)
+            or "unknown"
+        )
+        return ConflictError(
+            f"{kind.replace('_', ' ')} constraint {subject!r} violated",
+            kind=kind,
+            constraint=pg_constraint,
+            table=pg_table,
+            columns=[column] if column else [],
+        )
+    text = str(_driver_error(exc) or exc).strip()
+    match = _SQLITE_INTEGRITY.match(text)
+    if match is None:
+        return ConflictError("integrity constraint violated", kind="integrity")
+    kind = _SQLITE_KINDS[match.group("kind")]
+    what = (match.group("what") or "").strip()
+    table: str | None = None
+    columns: list[str] = []
+    constraint: str | None = None
+    if kind in {"unique", "not_null"} and what:
+        pairs = [part.strip().rsplit(".", 1) for part in what.split(",")]
+        table = pairs[0][0] if len(pairs[0]) == 2 else None
+        columns = [pair[-1] for pair in pairs]
+    elif kind == "check" and what:
+        constraint = what
+    subject = constraint or (f"{table}({', '.join(columns)})" if table else kind.replace("_", " "))
+    return ConflictError(
+        f"{kind.replace('_', ' ')} constraint {subject!r} violated",
+        kind=kind,
+        constraint=constraint,
+        table=table,
+        columns=columns,
+    )
+
+
+def translate_error(exc: BaseException) -> MosaicError | None:
+    """Return the sqlmosaic error for ``exc``, or ``None`` when it is not a database error."""
+    if isinstance(exc, MosaicError):
+        return exc
+    if isinstance(exc, sa_exc.TimeoutError):
+        return DatabaseUnavailableError("timed out waiting for a pooled connection")
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return DatabaseUnavailableError("the database did not answer in time")
+    if isinstance(exc, sa_exc.IntegrityError):
+        return _integrity_error(exc)
+    if isinstance(exc, sa_exc.DBAPIError):
+        state = sqlstate_of(exc)
+        if exc.connection_invalidated or (
+            state is not None and state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+        ):
+            return DatabaseUnavailableError(
+                f"lost the database connection ({type(_driver_error(exc) or exc).__name__})"
+            )
+        if state is None and isinstance(exc, sa_exc.OperationalError):
+            code = _sqlite_code(exc)
+            if code is None:
+                return DatabaseUnavailableError(
+                    f"database unavailable ({type(_driver_error(exc) or exc).__name__})"
+                )
+        name = type(_driver_error(exc) or exc).__name__
+        where = f" (SQLSTATE {state})" if state else ""
+        return RepositoryError(f"database error {name}{where}")
+    if isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError):
+        return DatabaseUnavailableError(f"cannot reach the database ({type(exc).__name__})")
+    return None
+
+
+@asynccontextmanager
+async def translating() -> AsyncIterator[None]:
+    """Re-raise database errors raised inside the block as sqlmosaic errors (cause kept)."""
+    try:
+        yield
+    except MosaicError:
+        raise
+    except Exception as exc:
+        translated = translate_error(exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """Structured, value-free facts about a database error (for logs)."""
+    return {"type": type(exc).__name__, "sqlstate": sqlstate_of(exc)}
