@@ -109,8 +109,9 @@ async def transaction(
                 if savepoint.is_active:
                     await savepoint.commit()
             except BaseException as exc:
-                if savepoint.is_active:
-                    await savepoint.rollback()
+                # Also when a failed flush has already deactivated the savepoint: the session
+                # stays unusable ("PendingRollbackError") until it is rolled back explicitly.
+                await savepoint.rollback()
                 _raise_translated(exc)
                 raise
     finally:

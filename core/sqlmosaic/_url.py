@@ -22,7 +22,8 @@ def parse_url(value: str | URL, *, setting: str = "DATABASE_URL") -> URL:
         return make_url(value)
     except (ArgumentError, ValueError):
         raise ConfigurationError(
-            f"{setting} is not a valid database URL: {mask_password(value)!r}", setting=setting
+            f"{setting} is not a valid database URL (expected dialect+driver://user:password@host/db)",
+            setting=setting,
         ) from None
 
 

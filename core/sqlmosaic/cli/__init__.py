@@ -1,0 +1,35 @@
+"""The ``mosaic`` command line (typer + rich).
+
+Sub-commands live in private modules, each adding itself to :data:`app` through a ``register``
+function: ``mosaic plugins`` (:mod:`._plugins`), ``mosaic db ...`` (:mod:`._db`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from . import _db, _plugins
+
+__all__ = ["app", "main"]
+
+
+def build_app() -> typer.Typer:
+    """A fresh Typer application with every sub-command registered."""
+    application = typer.Typer(
+        name="mosaic",
+        help="sqlmosaic: plugins, migrations and database tools.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    _plugins.register(application)
+    _db.register(application)
+    return application
+
+
+app = build_app()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
