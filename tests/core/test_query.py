@@ -9,6 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, Numeric, String, Table
 from sqlalchemy.dialects import postgresql
+
 from sqlmosaic import InvalidQueryError
 from sqlmosaic._query import (
     Filter,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sqlmosaic import DEFAULT_DATABASE_URL, ConfigurationError, MosaicSettings
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import make_url
+
 from sqlmosaic import mask_password, mask_url
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlmodel import col, select
+
 from sqlmosaic import Repository
 
 from .models import Membership, Team, User

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from sqlmosaic import transactional
 
 from .models import Membership, Team, User

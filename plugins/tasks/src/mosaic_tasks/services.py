@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from mosaic_accounts import UserRepository
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from mosaic_accounts import UserRepository
 from sqlmosaic import InvalidQueryError, transactional
 
 from .models import Task, TaskStatus
