@@ -265,12 +265,15 @@ def _stats(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def summarize(backend: Backend, m: Measurements, counts: dict[str, int]) -> dict[str, Any]:
+def summarize(
+    backend: Backend, m: Measurements, counts: dict[str, int], names: Sequence[str]
+) -> dict[str, Any]:
     ops: dict[str, Any] = {}
     for spec in OPS:
         per_stack = m.throughput.get(spec.name, {})
         op_out: dict[str, Any] = {}
-        for stack, values in per_stack.items():
+        for stack in names:
+            values = per_stack[stack]
             entry: dict[str, Any] = {"unit": spec.unit, **_stats(values)}
             for key, ref in (("ratio_vs_orm", REF_ORM), ("ratio_vs_raw", REF_RAW[backend])):
                 ref_values = per_stack.get(ref)
@@ -378,7 +381,7 @@ async def run_backend(backend: Backend, args: argparse.Namespace) -> dict[str, A
                 await stack.teardown()
             await admin.close()
     elapsed = time.perf_counter() - started
-    ops = summarize(backend, runner.m, counts)
+    ops = summarize(backend, runner.m, counts, [s.name for s in stacks])
     print_table(backend, ops)
     print(f"[{backend}] finished in {elapsed:.0f}s", file=sys.stderr)
     return {

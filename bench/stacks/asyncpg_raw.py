@@ -66,7 +66,8 @@ class AsyncpgRaw(Stack):
         if self.counter.enabled:
             self.counter.statements += 1
         async with self.pool.acquire() as conn:
-            return await conn.fetch(PAGE, offset)
+            rows: list[object] = await conn.fetch(PAGE, offset)
+        return rows
 
     async def update(self, item_id: int, qty: int) -> None:
         if self.counter.enabled:

@@ -40,7 +40,8 @@ class AsyncpgRawTx(AsyncpgRaw):
     async def page(self, offset: int) -> Sequence[object]:
         self._count()
         async with self.pool.acquire() as conn, conn.transaction():
-            return await conn.fetch(PAGE, offset)
+            rows: list[object] = await conn.fetch(PAGE, offset)
+        return rows
 
     async def update(self, item_id: int, qty: int) -> None:
         self._count()
