@@ -1,0 +1,343 @@
+"""``mosaic db ...``: the host's Alembic migrations (see docs/migrations.md).
+
+Every command takes ``--database-url`` (else ``DATABASE_URL`` / ``MOSAIC_DATABASE_URL``) and
+``--config`` (the ``alembic.ini``; it never holds a URL). Printed URLs are always masked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from alembic import command
+from alembic.config import Config
+from alembic.util import CommandError
+from rich.console import Console
+from rich.markup import escape
+
+from .._exceptions import MigrationError
+from ..migrations import (
+    AppliedRevision,
+    adopt,
+    alembic_config,
+    check,
+    current,
+    heads,
+    orphans,
+)
+from ..migrations._config import ON_APPLY_KEY, PROCESS_REVISION_KEY
+from ..migrations._setup import resolve_plugins
+from ._common import load_settings, reporting_errors
+
+__all__ = ["register"]
+
+console = Console(highlight=False, soft_wrap=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Database URL (default: DATABASE_URL / MOSAIC_DATABASE_URL).",
+        show_default=False,
+    ),
+]
+ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Alembic configuration file.")]
+
+
+def _config(config_path: Path, database_url: str | None) -> tuple[Config, str]:
+    settings = load_settings(database_url)
+    cfg = alembic_config(config_path, settings=settings, stdout=sys.stdout)
+    return cfg, settings.masked_url
+
+
+@contextmanager
+def _alembic_errors() -> Iterator[None]:
+    """Alembic's own errors (unknown revision, ...) as :class:`MigrationError`."""
+    try:
+        yield
+    except CommandError as exc:
+        raise MigrationError(str(exc)) from None
+
+
+def _at(revisions: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(revisions) or "base"
+
+
+def _progress(verb: str) -> Callable[[AppliedRevision], None]:
+    def show(step: AppliedRevision) -> None:
+        ms = step.seconds * 1000
+        message = f"  {escape(step.message)}" if step.message else ""
+        console.print(f"  [green]✓[/] {verb} {step.revision}{message} [dim]({ms:.0f} ms)[/]")
+
+    return show
+
+
+def _migrate(cfg: Config, masked: str, revision: str, *, up: bool) -> None:
+    before = asyncio.run(current(cfg))
+    verb = "upgrade" if up else "downgrade"
+    console.print(f"{verb.capitalize()} [bold]{masked}[/] from {_at(before)} to {revision}")
+    applied: list[AppliedRevision] = []
+    show = _progress("applied" if up else "reverted")
+
+    def on_apply(step: AppliedRevision) -> None:
+        applied.append(step)
+        show(step)
+
+    cfg.attributes[ON_APPLY_KEY] = on_apply
+    with _alembic_errors():
+        if up:
+            command.upgrade(cfg, revision)
+        else:
+            command.downgrade(cfg, revision)
+    after = asyncio.run(current(cfg))
+    if not applied:
+        console.print(f"Nothing to do: the database is at {_at(after)}.")
+        return
+    total = sum(step.seconds for step in applied) * 1000
+    console.print(
+        f"[bold green]Done:[/] {len(applied)} revision(s) {'applied' if up else 'reverted'} "
+        f"in {total:.0f} ms; the database is at {_at(after)}."
+    )
+
+
+def upgrade_cmd(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Apply migrations up to REVISION (default: heads), in one transaction."""
+    with reporting_errors():
+        cfg, masked = _config(config, database_url)
+        _migrate(cfg, masked, revision, up=True)
+
+
+def downgrade_cmd(
+    revision: Annotated[str, typer.Argument(help='Target revision, e.g. "-1" or "base".')],
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Revert migrations down to REVISION, in one transaction."""
+    with reporting_errors():
+        cfg, masked = _config(config, database_url)
+        _migrate(cfg, masked, revision, up=False)
+
+
+def revision_cmd(
+    message: Annotated[
+        str,
+        typer.Option(
+            "--message", "-m", help='Imperative, short, lowercase: "add due date to task".'
+        ),
+    ],
+    autogenerate: Annotated[
+        bool, typer.Option("--autogenerate", help="Compare the models with the database.")
+    ] = False,
+    head: Annotated[str, typer.Option(help='Parent head (e.g. "blog@head", "base").')] = "head",
+    branch_label: Annotated[
+        str | None, typer.Option(help="Start a labelled branch (per-plugin history).")
+    ] = None,
+    depends_on: Annotated[str | None, typer.Option(help="Revision or label required.")] = None,
+    version_path: Annotated[str | None, typer.Option(help="Directory for the new file.")] = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Create a revision file (YYYY_MM_DD_HHMM-<rev>_<slug>.py)."""
+    with reporting_errors():
+        if not message.strip():
+            raise MigrationError("the revision message is empty; say what it does")
+        cfg, _masked = _config(config, database_url)
+        empty: list[bool] = []
+
+        def skip_empty(_context: Any, _revision: Any, directives: list[Any]) -> None:
+            if autogenerate and directives and directives[0].upgrade_ops.is_empty():
+                directives[:] = []
+                empty.append(True)
+
+        cfg.attributes[PROCESS_REVISION_KEY] = skip_empty
+        if autogenerate:
+            at, tips = asyncio.run(current(cfg)), heads(cfg)
+            if set(at) != set(tips):
+                raise MigrationError(
+                    f"autogenerate compares the models with a database at the heads, but it is "
+                    f"at {_at(at)} (heads: {_at(tips)}): run 'mosaic db upgrade' first"
+                )
+        with _alembic_errors():
+            script = command.revision(
+                cfg,
+                message=message.strip(),
+                autogenerate=autogenerate,
+                head=head,
+                branch_label=branch_label,
+                depends_on=depends_on,
+                version_path=version_path,
+            )
+        if empty:
+            console.print("No differences between the models and the database: nothing written.")
+            return
+        scripts = script if isinstance(script, list) else [script]
+        for item in scripts:
+            if item is not None:
+                console.print(f"Created [bold]{escape(item.path)}[/]")
+        if autogenerate:
+            console.print("Review it: autogenerate misses renames and data changes.")
+
+
+def check_cmd(
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Also fail when there are orphan tables.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Fail (exit 1) if the models differ from the migrated database; report orphan tables."""
+    with reporting_errors():
+        cfg, masked = _config(config, database_url)
+        with _alembic_errors():
+            found = asyncio.run(check(cfg))
+        plugins = resolve_plugins(cfg)
+        orphaned = _report_orphans(cfg, plugins.skipped if plugins is not None else ())
+        if found:
+            console.print(
+                f"[bold red]Drift:[/] {masked} (at heads) differs from the models in "
+                f"{len(found)} way(s):"
+            )
+            for line in found:
+                console.print(f"  - {escape(line)}")
+            console.print("Write a migration: mosaic db revision --autogenerate -m '...'")
+            raise typer.Exit(code=1)
+        console.print(f"[bold green]OK:[/] the models match the migrations ({masked}).")
+        if strict and orphaned:
+            console.print("[bold red]--strict:[/] orphan tables present.")
+            raise typer.Exit(code=1)
+
+
+def _report_orphans(cfg: Config, skipped: Any) -> list[str]:
+    found = asyncio.run(orphans(cfg))
+    if not found:
+        return found
+    console.print(
+        f"[yellow]Orphan tables[/] (owned by no enabled plugin; not compared, never dropped): "
+        f"{', '.join(found)}"
+    )
+    if skipped:
+        names = ", ".join(f"{s.name} ({s.reason})" for s in skipped)
+        console.print(f"  installed but not enabled: {names}")
+    console.print(
+        "  If a plugin removed one of these models, drop the table in a migration yourself "
+        "(op.drop_table): autogenerate never does."
+    )
+    return found
+
+
+def current_cmd(
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Show the revision(s) the database is at."""
+    with reporting_errors():
+        cfg, masked = _config(config, database_url)
+        at = asyncio.run(current(cfg))
+        tips = set(heads(cfg))
+        console.print(f"Database: {masked}")
+        if not at:
+            console.print("  base (no revision applied, or not under Alembic)")
+        for rev in at:
+            console.print(f"  {rev}{' (head)' if rev in tips else ''}")
+
+
+def history_cmd(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """List the revisions, newest first (no database access)."""
+    with reporting_errors():
+        cfg, _masked = _config(config, database_url)
+        with _alembic_errors():
+            command.history(cfg, verbose=verbose)
+
+
+def heads_cmd(
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Show the head revision(s) of the scripts (no database access)."""
+    with reporting_errors():
+        cfg, _masked = _config(config, database_url)
+        with _alembic_errors():
+            command.heads(cfg, verbose=False)
+
+
+def stamp_cmd(
+    revision: Annotated[str, typer.Argument(help='Revision to record, e.g. "heads".')],
+    purge: Annotated[bool, typer.Option(help="Empty alembic_version first.")] = False,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Record REVISION in alembic_version without running any migration."""
+    with reporting_errors():
+        cfg, masked = _config(config, database_url)
+        with _alembic_errors():
+            command.stamp(cfg, revision, purge=purge)
+        console.print(f"Stamped {masked} at {_at(asyncio.run(current(cfg)))}.")
+
+
+def sql_cmd(
+    revisions: Annotated[
+        str | None,
+        typer.Argument(help='Range "FROM:TO" (default: base to heads) or a target revision.'),
+    ] = None,
+    downgrade: Annotated[bool, typer.Option("--downgrade", help="Emit downgrade SQL.")] = False,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Print the SQL of a migration range without connecting (offline mode)."""
+    with reporting_errors():
+        cfg, _masked = _config(config, database_url)
+        with _alembic_errors():
+            if downgrade:
+                if not revisions or ":" not in revisions:
+                    raise MigrationError('--downgrade needs a range "FROM:TO", e.g. "head:base"')
+                command.downgrade(cfg, revisions, sql=True)
+            else:
+                command.upgrade(cfg, revisions or "heads", sql=True)
+
+
+def adopt_cmd(
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Stamp a database created outside Alembic at heads, if it matches the models."""
+    with reporting_errors():
+        cfg, masked = _config(config, database_url)
+        with _alembic_errors():
+            stamped = asyncio.run(adopt(cfg))
+        console.print(
+            f"[bold green]Adopted:[/] {masked} matches the models; stamped at {_at(stamped)}."
+        )
+        _report_orphans(cfg, ())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``db`` command group to ``app``."""
+    db = typer.Typer(
+        name="db", help="Database migrations (Alembic, merged plugins).", no_args_is_help=True
+    )
+    # Relative revisions such as "-1" are arguments, not options.
+    relative = {"ignore_unknown_options": True}
+    db.command("upgrade", context_settings=relative)(upgrade_cmd)
+    db.command("downgrade", context_settings=relative)(downgrade_cmd)
+    db.command("revision")(revision_cmd)
+    db.command("check")(check_cmd)
+    db.command("current")(current_cmd)
+    db.command("history")(history_cmd)
+    db.command("heads")(heads_cmd)
+    db.command("stamp", context_settings=relative)(stamp_cmd)
+    db.command("sql", context_settings=relative)(sql_cmd)
+    db.command("adopt")(adopt_cmd)
+    app.add_typer(db, name="db")

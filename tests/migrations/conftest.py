@@ -1,0 +1,77 @@
+"""Fixtures for the migration tests: real SQLite files and a real PostgreSQL server.
+
+PostgreSQL: one throwaway server per session (``sqlmosaic.testing._pgserver``), a fresh database
+per test. Scripts: each test that adds revisions works on a copy of the repository's ``alembic/``
+directory and an ``alembic.ini`` next to it, so the real history is never touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from sqlmosaic.testing._pgserver import PostgresServer, running_postgres
+
+from .helpers import INI, REPO
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-alembic's own tests carry this marker; its plugin registers it only when enabled.
+    config.addinivalue_line("markers", "alembic: pytest-alembic's standard migration tests")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+def _admin(server: PostgresServer) -> psycopg.Connection[Any]:
+    return psycopg.connect(server.url("postgres", driver=""), autocommit=True)
+
+
+@pytest.fixture
+def pg_database(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database; dropped afterwards."""
+    name = f"mig_{uuid.uuid4().hex[:12]}"
+    with _admin(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with _admin(pg_server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer, pg_database: str) -> str:
+    return pg_server.url(pg_database)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'mosaic.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on a SQLite file and on a PostgreSQL database."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def scripts(tmp_path: Path) -> Path:
+    """A copy of alembic/ (env.py, script.py.mako, versions) with an alembic.ini beside it."""
+    target = tmp_path / "project"
+    target.mkdir()
+    shutil.copytree(
+        REPO / "alembic", target / "alembic", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(INI, target / "alembic.ini")
+    return target / "alembic"
