@@ -90,7 +90,10 @@ class Mosaic:
             )
             skipped = ", ".join(f"{s.name} ({s.reason})" for s in self._plugins.skipped)
             _log.info(
-                "plugins enabled: %s%s",
+                "plugins enabled (%s): %s%s",
+                "allowlist MOSAIC_PLUGINS"
+                if self.settings.plugins is not None
+                else "no allowlist: every installed plugin",
                 ", ".join(self._plugins.names) or "none",
                 f"; skipped: {skipped}" if skipped else "",
             )
@@ -170,8 +173,11 @@ class Mosaic:
         for impl in caller.get_hookimpls():
             if impl.plugin_name != plugin:
                 continue
+            # pluggy lets an implementation accept a subset of the spec's arguments
+            # (``def mosaic_startup():``): pass only the ones it declares.
+            kwargs = {arg: self for arg in impl.argnames if arg == "mosaic"}
             try:
-                result = impl.function(mosaic=self)
+                result = impl.function(**kwargs)
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:

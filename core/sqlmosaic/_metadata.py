@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import MetaData, Table
+from sqlalchemy.exc import NoReferencedTableError
 
 from ._exceptions import DuplicateTableError, ForeignKeyScopeError
 
@@ -68,7 +69,30 @@ def build_merged_metadata(
             owners[key] = plugin
             originals[key] = table
     _check_foreign_keys(merged, owners, requires)
+    _link_foreign_keys(originals)
     return merged
+
+
+def _link_foreign_keys(originals: Mapping[str, Table]) -> None:
+    """Resolve string foreign keys that cross MetaData boundaries on the ORIGINAL tables.
+
+    A plugin whose base has its own registry (so its own ``MetaData``) declares
+    ``Field(foreign_key="user.id")``; SQLAlchemy resolves that string only inside the table's
+    own ``MetaData``, so the merged copy is fine but the ORM, which maps the original table,
+    fails at the first flush or join with ``NoReferencedTableError``. Once every foreign key is
+    known to point into an enabled, required plugin, point each unresolvable one at the owning
+    plugin's original table, the same link SQLAlchemy makes itself when the referenced table
+    joins the same ``MetaData``.
+    """
+    for table in originals.values():
+        for fk in table.foreign_keys:
+            target = fk.target_fullname.rsplit(".", 1)[0]
+            if target in table.metadata.tables or target not in originals:
+                continue
+            try:
+                fk.column  # noqa: B018 - resolves (and memoizes) the target when it can
+            except NoReferencedTableError:
+                fk._set_remote_table(originals[target])
 
 
 def _check_foreign_keys(

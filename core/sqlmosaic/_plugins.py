@@ -40,6 +40,11 @@ ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 _log = logging.getLogger("sqlmosaic.plugins")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _ALREADY_DEFINED = re.compile(r"Table '([^']+)' is already defined")
+_HOOK_NAMES = frozenset(
+    attr
+    for attr in dir(hookspecs)
+    if hasattr(getattr(hookspecs, attr), f"{hookspecs.PROJECT_NAME}_spec")
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,8 @@ class _Candidate:
     load: Callable[[], object]
     origin: str
     version: str | None = None
+    #: the module the plugin is (or lives in), known before importing it
+    module: str | None = None
 
 
 def _entry_point_candidates() -> dict[str, _Candidate]:
@@ -127,6 +134,7 @@ def _entry_point_candidates() -> dict[str, _Candidate]:
             ep.load,
             f"{dist} ({ep.value})",
             ep.dist.version if ep.dist is not None else None,
+            ep.module,
         )
     return found
 
@@ -148,6 +156,7 @@ def _explicit_candidates(plugins: Mapping[str, object] | Iterable[object]) -> di
             _constant(obj),
             repr(obj),
             version if isinstance(version, str) else None,
+            obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__,
         )
     return found
 
@@ -207,7 +216,7 @@ def load_plugins(
     pm = make_plugin_manager()
     objects: dict[str, object] = {}
     for name, cand in selected.items():
-        objects[name] = obj = _import(cand, objects)
+        objects[name] = obj = _import(cand, selected)
         try:
             pm.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
@@ -216,10 +225,12 @@ def load_plugins(
             raise PluginError(
                 f"plugin {name!r} cannot be registered: {exc}", plugins=(name,)
             ) from None
+        _check_hook_functions(pm, name, obj)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        culprit = str(getattr(exc, "plugin", "?"))
+        # exc.plugin is the plugin OBJECT; name the plugin by its registered name.
+        culprit = pm.get_name(exc.plugin) or repr(exc.plugin)
         raise PluginHookError(
             f"plugin {culprit!r} implements an unknown hook: {exc}", plugins=(culprit,)
         ) from None
@@ -249,19 +260,19 @@ def load_plugins(
     return PluginSet(infos, metadata, registry, tuple(skipped), pm)
 
 
-def _import(cand: _Candidate, loaded: Mapping[str, object]) -> object:
+def _import(cand: _Candidate, selected: Mapping[str, _Candidate]) -> object:
     try:
         return cand.load()
     except Exception as exc:
         match = _ALREADY_DEFINED.search(str(exc))
         if match:
-            other = _owner_module(match.group(1), loaded)
-            plugins = (other, cand.name) if other else (cand.name,)
+            table = match.group(1)
+            other, where = _table_definer(table, cand, selected)
             raise DuplicateTableError(
-                f"plugin {cand.name!r} failed to import: table {match.group(1)!r} is already "
-                f"defined{f' by plugin {other!r}' if other else ''} in the same MetaData",
-                table=match.group(1),
-                plugins=plugins,
+                f"plugin {cand.name!r} failed to import: table {table!r} is already defined "
+                f"{where}; each table must belong to exactly one plugin",
+                table=table,
+                plugins=(other, cand.name) if other else (cand.name,),
             ) from exc
         raise PluginImportError(
             f"plugin {cand.name!r} failed to import from {cand.origin}: "
@@ -270,17 +281,92 @@ def _import(cand: _Candidate, loaded: Mapping[str, object]) -> object:
         ) from exc
 
 
-def _owner_module(table: str, loaded: Mapping[str, object]) -> str | None:
+def _table_definer(
+    table: str, failing: _Candidate, selected: Mapping[str, _Candidate]
+) -> tuple[str | None, str]:
+    """Which plugin (if any) defined ``table`` in SQLModel's metadata, and a phrase saying so.
+
+    Plugins are imported in name order, not load order, so the definer may not be imported
+    by this call: match the defining class's module against every selected plugin's module
+    (the same module first, then the same top-level package), never the failing plugin.
+    """
+    cls = _defining_class(table)
+    if cls is None:
+        return None, "by another model in the same MetaData"
+    best: tuple[int, str] | None = None
+    for name, cand in sorted(selected.items()):
+        if name == failing.name or not cand.module:
+            continue
+        package = cand.module.split(".", 1)[0]
+        if cls.__module__ == cand.module or cls.__module__.startswith(f"{cand.module}."):
+            score = 2
+        elif cls.__module__ == package or cls.__module__.startswith(f"{package}."):
+            score = 1
+        else:
+            continue
+        if best is None or score > best[0]:
+            best = (score, name)
+    where = f"class {cls.__module__}.{cls.__qualname__}, in SQLModel's global metadata"
+    if best is not None:
+        return best[1], f"by plugin {best[1]!r} ({where})"
+    return None, f"by {where}"
+
+
+def _defining_class(table: str) -> type[Any] | None:
+    """The SQLModel class whose table ``table`` is in ``SQLModel.metadata``.
+
+    Walks ``__subclasses__`` rather than ``SQLModel._sa_registry.mappers``: the class whose
+    definition just failed stays half-registered (instrumented, never mapped) in that
+    registry, and ``registry.mappers`` then raises ``UnmappedClassError``.
+    """
     from sqlmodel import SQLModel
 
-    for mapper in SQLModel._sa_registry.mappers:
-        if getattr(mapper.local_table, "key", None) == table:
-            module = mapper.class_.__module__
-            for name, obj in loaded.items():
-                package = getattr(obj, "__name__", "").rsplit(".", 1)[0]
-                if package and module.startswith(package):
-                    return name
+    existing = SQLModel.metadata.tables.get(table)
+    if existing is None:
+        return None
+    stack: list[type[Any]] = [SQLModel]
+    seen: set[type[Any]] = set()
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            if sub in seen:
+                continue
+            seen.add(sub)
+            stack.append(sub)
+            if sub.__dict__.get("__table__") is existing:
+                return sub
     return None
+
+
+def _check_hook_functions(pm: pluggy.PluginManager, name: str, obj: object) -> None:
+    """Reject what pluggy would silently accept but the core cannot honour.
+
+    - a ``mosaic_*`` function without ``@hookimpl`` (a typo'd or unmarked hook is otherwise
+      ignored without a word, and the plugin silently contributes nothing);
+    - hook wrappers (the core calls each plugin's implementation on its own, in load order).
+    """
+    for attr in sorted(dir(obj)):
+        if not attr.startswith("mosaic_"):
+            continue
+        value = getattr(obj, attr, None)
+        if callable(value) and getattr(value, f"{hookspecs.PROJECT_NAME}_impl", None) is None:
+            unknown = (
+                ""
+                if attr in _HOOK_NAMES
+                else f" and is not a sqlmosaic hook (hooks: {', '.join(sorted(_HOOK_NAMES))})"
+            )
+            raise PluginHookError(
+                f"plugin {name!r}: function {attr}() is not marked with @sqlmosaic.hookimpl"
+                f"{unknown}",
+                plugins=(name,),
+            )
+    for caller in pm.get_hookcallers(pm.get_plugin(name)) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == name and (impl.wrapper or impl.hookwrapper):
+                raise PluginHookError(
+                    f"plugin {name!r}: {caller.name} is a hook wrapper; sqlmosaic calls each "
+                    "plugin's hooks on their own, so wrappers are not supported",
+                    plugins=(name,),
+                )
 
 
 def _call(pm: pluggy.PluginManager, hook: str, plugin: str) -> Any:

@@ -5,6 +5,11 @@ entry-point name is the plugin's name. It implements any of these hooks with
 ``@sqlmosaic.hookimpl``; every hook is optional. Contribution hooks return lists, which the
 core collects per plugin, validates and merges (a duplicate raises a startup error naming both
 plugins).
+
+An implementation may take fewer parameters than its specification, never other ones. The core
+rejects at startup, with :class:`~sqlmosaic.PluginHookError` naming the plugin: a parameter the
+specification does not have, an unknown hook name, a ``mosaic_*`` function without
+``@hookimpl`` and hook wrappers (each plugin's implementation is called on its own).
 """
 
 from __future__ import annotations
@@ -80,7 +85,8 @@ def mosaic_requires() -> Sequence[str]:
 def mosaic_startup(mosaic: Mosaic) -> Awaitable[None] | None:
     """Run when the host has started (engine ready, every plugin loaded and validated).
 
-    :param mosaic: the started host; use ``mosaic.transaction()`` for database work.
+    :param mosaic: the host being started; use ``mosaic.transaction()`` for database work
+        (``mosaic.running`` is still ``False`` until every startup hook has run).
     :return: ``None`` or an awaitable. If it raises, the host stops the plugins already started
         and fails with ``PluginError`` naming this plugin.
     """
