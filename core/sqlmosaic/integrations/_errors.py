@@ -1,0 +1,88 @@
+"""HTTP mapping of sqlmosaic errors, shared by every web integration (framework-free).
+
+=========================== ====== ==========================================================
+error                       status body (``error`` plus ...)
+=========================== ====== ==========================================================
+NotFoundError               404    ``detail``, ``model``
+ConflictError               409    ``detail``, ``kind``, ``constraint``, ``table``, ``columns``
+InvalidQueryError           400    ``detail``, ``field`` (the parameter or field at fault)
+DatabaseUnavailableError    503    a fixed ``detail``; header ``Retry-After``
+any other MosaicError       500    a fixed ``detail``: nothing about the cause leaks
+=========================== ====== ==========================================================
+
+The messages of the first three are built by sqlmosaic from structured facts (model, key,
+constraint name, field name) and never contain bound values or URLs, so they are safe to return.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._exceptions import (
+    ConflictError,
+    DatabaseUnavailableError,
+    InvalidQueryError,
+    MosaicError,
+    NotFoundError,
+)
+from .._url import mask_password
+
+__all__ = ["DEFAULT_RETRY_AFTER", "ErrorResponse", "error_response"]
+
+#: Seconds a client is told to wait after a 503.
+DEFAULT_RETRY_AFTER = 5
+
+_log = logging.getLogger("sqlmosaic.integrations")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """Status, JSON body and headers for one error."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_response(
+    exc: MosaicError, *, retry_after: int = DEFAULT_RETRY_AFTER, where: str = ""
+) -> ErrorResponse:
+    """The HTTP response for ``exc``; unexpected errors are logged (with ``where``)."""
+    if isinstance(exc, NotFoundError):
+        return ErrorResponse(404, {"error": "not_found", "detail": str(exc), "model": exc.model})
+    if isinstance(exc, ConflictError):
+        return ErrorResponse(
+            409,
+            {
+                "error": "conflict",
+                "detail": str(exc),
+                "kind": exc.kind,
+                "constraint": exc.constraint,
+                "table": exc.table,
+                "columns": list(exc.columns),
+            },
+        )
+    if isinstance(exc, InvalidQueryError):
+        return ErrorResponse(
+            400, {"error": "invalid_query", "detail": str(exc), "field": exc.field}
+        )
+    if isinstance(exc, DatabaseUnavailableError):
+        _log.warning("database unavailable%s: %s", where, mask_password(str(exc)))
+        return ErrorResponse(
+            503,
+            {
+                "error": "database_unavailable",
+                "detail": "the database is temporarily unavailable; retry later",
+            },
+            {"Retry-After": str(retry_after)},
+        )
+    _log.error(
+        "unhandled %s%s: %s",
+        type(exc).__name__,
+        where,
+        mask_password(str(exc)),
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return ErrorResponse(500, {"error": "internal_error", "detail": "internal server error"})
