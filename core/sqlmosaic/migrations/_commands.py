@@ -1,8 +1,9 @@
 """Migration commands for running async code (no nested ``asyncio.run``).
 
 Each function opens one connection (the ``AsyncEngine`` or ``AsyncConnection`` in
-``config.attributes["connection"]``, else a ``NullPool`` engine from the settings) and hands its
-sync side to Alembic through ``config.attributes["connection"]`` inside ``run_sync``. Sync code
+``config.attributes["connection"]``, else a ``NullPool`` engine from the settings, on a private
+event loop in a worker thread so that the caller's loop is never blocked) and hands its sync side
+to Alembic through ``config.attributes["connection"]`` inside ``run_sync``. Sync code
 can call ``alembic.command.*`` on the same config instead.
 """
 
@@ -111,8 +112,15 @@ async def _run(config: Config, fn: Callable[[Connection], T]) -> T:
         finally:
             config.attributes[CONNECTION_KEY] = previous
 
-    async with _alembic_turn(), _connection(config) as conn:
-        return await conn.run_sync(call)
+    async def run_here() -> T:
+        async with _alembic_turn(), _connection(config) as conn:
+            return await conn.run_sync(call)
+
+    if config.attributes.get(CONNECTION_KEY) is None:
+        # Nothing handed in: Alembic's synchronous work (script loading, rendering, comparing)
+        # runs on a private loop in a worker thread, so the caller's event loop never blocks.
+        return await asyncio.to_thread(asyncio.run, run_here())
+    return await run_here()
 
 
 def _read(sync: Connection, fn: Callable[[], T]) -> T:
