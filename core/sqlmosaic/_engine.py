@@ -10,12 +10,14 @@ read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._settings import MosaicSettings
@@ -110,6 +112,8 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
+            # LIKE is case-sensitive on PostgreSQL; make SQLite's agree (``like`` filters).
+            cursor.execute("PRAGMA case_sensitive_like=ON")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             if not in_memory:
                 cursor.execute("PRAGMA journal_mode=WAL")
@@ -118,6 +122,32 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
             cursor.close()
 
     event.listen(sync_engine, "begin", _sqlite_begin)
+    event.listen(sync_engine, "handle_error", _sqlite_keep_connection_on_cancel)
+    # Batch ORM inserts: SQLAlchemy sends one INSERT per row on SQLite when it needs the new
+    # primary keys back in order, because it does not treat SQLite's integer primary key as an
+    # "implicit sentinel". SQLite assigns a rowid table's new keys in increasing order of the
+    # VALUES rows (max(rowid) + 1 each), so sorting RETURNING rows by the key restores the
+    # parameter order: let ``insertmanyvalues`` batch (``add_many`` of 500 rows: a few INSERTs).
+    # IDENTITY too: SQLite ignores ``Identity()`` (such a column is the same INTEGER PRIMARY KEY
+    # rowid alias), but SQLAlchemy characterizes it as an identity sentinel, not autoincrement.
+    sync_engine.dialect.insertmanyvalues_implicit_sentinel = (
+        InsertmanyvaluesSentinelOpts.AUTOINCREMENT | InsertmanyvaluesSentinelOpts.IDENTITY
+    )
+
+
+def _sqlite_keep_connection_on_cancel(context: ExceptionContext) -> None:
+    """Do not invalidate an aiosqlite connection whose task was cancelled mid-statement.
+
+    SQLAlchemy invalidates (closes) a connection when a ``CancelledError`` interrupts a
+    statement, because the state of a network protocol is then unknown. aiosqlite runs every
+    call in order on its own thread, so the connection stays consistent; but closing it while
+    the cancelled statement still holds its cursor leaves a "zombie" SQLite connection that
+    keeps the transaction, and with it the database's WRITE LOCK, until that cursor is garbage
+    collected: every other writer then fails with "database is locked". Kept, the connection
+    closes the cursor and the unit of work rolls back as usual, which releases the lock.
+    """
+    if context.is_disconnect and isinstance(context.original_exception, asyncio.CancelledError):
+        context.is_disconnect = False
 
 
 def _sqlite_begin(conn: Connection) -> None:

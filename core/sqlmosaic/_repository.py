@@ -30,7 +30,7 @@ from sqlalchemy.sql.base import Executable
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ._exceptions import ConfigurationError, InvalidQueryError, NotFoundError
+from ._exceptions import ConfigurationError, InvalidQueryError, MosaicError, NotFoundError
 from ._query import (
     Filter,
     Page,
@@ -41,7 +41,7 @@ from ._query import (
     parse_filters,
     parse_sort,
 )
-from ._translate import translating
+from ._translate import translate_error
 
 __all__ = ["ModelT", "Repository"]
 
@@ -56,8 +56,16 @@ _TRANSLATED = "__mosaic_translated__"
 def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        async with translating():
+        # Same as ``async with translating():``, without building a context manager per call.
+        try:
             return await method(*args, **kwargs)
+        except MosaicError:
+            raise
+        except Exception as exc:
+            translated = translate_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
 
     setattr(wrapper, _TRANSLATED, True)
     return wrapper
@@ -76,6 +84,7 @@ class Repository(Generic[ModelT]):
     """
 
     model: ClassVar[type[Any]]
+    _mosaic_cache: ClassVar[dict[Any, Any]]
     name: ClassVar[str | None] = None
     hidden_fields: ClassVar[frozenset[str]] = frozenset()
     filter_fields: ClassVar[frozenset[str] | None] = None
@@ -129,20 +138,40 @@ class Repository(Generic[ModelT]):
         return table
 
     @classmethod
+    def _introspection_cache(cls) -> dict[Any, Any]:
+        """Per-class cache of what the model's table says (columns, public names, primary key);
+        keyed by the model (and ``hidden_fields``), so reassigning either recomputes."""
+        cache: dict[Any, Any] | None = cls.__dict__.get("_mosaic_cache")
+        if cache is None:
+            cache = {}
+            cls._mosaic_cache = cache
+        return cache
+
+    @classmethod
     def columns(cls) -> dict[str, Column[Any]]:
-        """The model's columns by attribute key."""
-        return {c.key: c for c in cls.table().columns}
+        """The model's columns by attribute key (a new dict each call)."""
+        cache = cls._introspection_cache()
+        key = ("columns", cls.model)
+        columns = cache.get(key)
+        if columns is None:
+            columns = cache[key] = {c.key: c for c in cls.table().columns}
+        return dict(columns)
 
     @classmethod
     def public_fields(cls) -> frozenset[str]:
         """Columns that are not hidden (by ``hidden_fields`` or ``Column.info['hidden']``)."""
-        return frozenset(
-            key
-            for key, col in cls.columns().items()
-            if key not in cls.hidden_fields
-            and not col.info.get("hidden")
-            and not key.startswith("_")
-        )
+        cache = cls._introspection_cache()
+        key = ("public", cls.model, cls.hidden_fields)
+        public: frozenset[str] | None = cache.get(key)
+        if public is None:
+            public = cache[key] = frozenset(
+                name
+                for name, col in cls.columns().items()
+                if name not in cls.hidden_fields
+                and not col.info.get("hidden")
+                and not name.startswith("_")
+            )
+        return public
 
     @classmethod
     def allowed_filters(cls) -> frozenset[str]:
@@ -158,7 +187,12 @@ class Repository(Generic[ModelT]):
 
     @classmethod
     def primary_key(cls) -> tuple[Column[Any], ...]:
-        return tuple(inspect(cls.model).primary_key)
+        cache = cls._introspection_cache()
+        key = ("primary_key", cls.model)
+        pk: tuple[Column[Any], ...] | None = cache.get(key)
+        if pk is None:
+            pk = cache[key] = tuple(inspect(cls.model).primary_key)
+        return pk
 
     def _pk_clause(self, pk: Any) -> ColumnElement[bool]:
         keys = self.primary_key()
@@ -302,7 +336,13 @@ class Repository(Generic[ModelT]):
             return items
         mapper = inspect(self.model)
         pk_cols = self.primary_key()
-        attrs = [(attr.key, attr.columns[0]) for attr in mapper.column_attrs]
+        pk_set = set(pk_cols)
+        # (attribute key, column key, is a primary key column), computed once per call
+        attrs = [
+            (attr.key, attr.columns[0].key, attr.columns[0] in pk_set)
+            for attr in mapper.column_attrs
+        ]
+        pk_keys = [mapper.get_property_by_column(column).key for column in pk_cols]
         groups: dict[tuple[str, ...], builtins.list[tuple[ModelT, dict[str, Any]]]] = {}
         for obj in items:
             if not isinstance(obj, self.model):
@@ -310,21 +350,25 @@ class Repository(Generic[ModelT]):
                     f"add_many takes {self.model.__name__} objects, got {type(obj).__name__}",
                     field="objs",
                 )
+            # A new object keeps its loaded values in its __dict__; read the rest the usual way.
+            state = obj.__dict__
             row = {
-                column.key: value
-                for key, column in attrs
-                if (value := getattr(obj, key)) is not None or column not in pk_cols
+                column_key: value
+                for key, column_key, is_pk in attrs
+                if (value := state[key] if key in state else getattr(obj, key)) is not None
+                or not is_pk
             }
             groups.setdefault(tuple(row), []).append((obj, row))
         table = self.table()
+        add = self.session.add
         for members in groups.values():
             stmt = sa_insert(table).returning(*pk_cols, sort_by_parameter_order=True)
             result = await self.session.exec(stmt, params=[row for _, row in members])
             for (obj, _), keys in zip(members, result.all(), strict=True):
-                for column, value in zip(pk_cols, keys, strict=True):
-                    setattr(obj, mapper.get_property_by_column(column).key, value)
+                for key, value in zip(pk_keys, keys, strict=True):
+                    setattr(obj, key, value)
                 make_transient_to_detached(obj)
-                self.session.add(obj)
+                add(obj)
         return items
 
     @_translated
@@ -481,27 +525,43 @@ class Repository(Generic[ModelT]):
             return 0
         columns = self.columns()
         pk_names = {c.key for c in self.primary_key()}
-        dicts = [
-            {
+        dicts: builtins.list[dict[str, Any]] = []
+        # Rows with the same keys share one check and one list of defaults to fill in.
+        shapes: dict[tuple[str, ...], builtins.list[tuple[str, bool, Any]]] = {}
+        for row in rows:
+            d = {
                 k: v
                 for k, v in _row_values(row, columns).items()
                 if v is not None or k not in pk_names
             }
-            for row in rows
-        ]
-        for d in dicts:
-            self._check_values(d)
+            shape = tuple(d)
+            fill = shapes.get(shape)
+            if fill is None:
+                self._check_values(d)
+                fill = shapes[shape] = _defaults_to_fill(d, columns, pk_names)
             # COPY bypasses SQLAlchemy, and a multi-row executemany sends NULL for a key another
             # row set: apply the model's Python-side column defaults here, on every backend.
-            _apply_defaults(d, columns, pk_names)
-        names = builtins.list(dict.fromkeys(k for d in dicts for k in d))
+            for key, is_scalar, arg in fill:
+                d[key] = arg if is_scalar else arg(None)
+            dicts.append(d)
+        names = builtins.list(
+            dict.fromkeys(
+                k for shape, fill in shapes.items() for k in (*shape, *(f[0] for f in fill))
+            )
+        )
         connection = await self.session.connection()
         if connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg":
             raw = await connection.get_raw_connection()
             table = self.table()
+            records = (
+                # one shape: every dict has exactly ``names``, in that order
+                [tuple(d.values()) for d in dicts]
+                if len(shapes) == 1
+                else [tuple([d.get(n) for n in names]) for d in dicts]
+            )
             await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
                 table.name,
-                records=[tuple(d.get(n) for n in names) for d in dicts],
+                records=records,
                 columns=[columns[n].name for n in names],
                 schema_name=table.schema,
             )
@@ -511,18 +571,19 @@ class Repository(Generic[ModelT]):
         return len(dicts)
 
 
-def _apply_defaults(
-    values: dict[str, Any], columns: Mapping[str, Column[Any]], pk_names: set[str]
-) -> None:
-    """Fill absent columns that have a Python-side scalar or callable default."""
+def _defaults_to_fill(
+    values: Mapping[str, Any], columns: Mapping[str, Column[Any]], pk_names: set[str]
+) -> builtins.list[tuple[str, bool, Any]]:
+    """Absent columns with a Python-side scalar or callable default: ``(key, is_scalar, arg)``;
+    a callable ``arg`` is called with ``None`` for each row."""
+    fill: builtins.list[tuple[str, bool, Any]] = []
     for key, column in columns.items():
         default = column.default
         if key in values or key in pk_names or default is None:
             continue
-        if default.is_scalar:
-            values[key] = default.arg  # type: ignore[attr-defined]
-        elif default.is_callable:
-            values[key] = default.arg(None)  # type: ignore[attr-defined]
+        if default.is_scalar or default.is_callable:
+            fill.append((key, bool(default.is_scalar), default.arg))  # type: ignore[attr-defined]
+    return fill
 
 
 def _row_values(row: Any, columns: Mapping[str, Column[Any]]) -> dict[str, Any]:

@@ -38,6 +38,14 @@ _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin s
 _SQLITE_INTEGRITY = re.compile(
     r"^(?P<kind>UNIQUE|FOREIGN KEY|NOT NULL|CHECK) constraint failed(?::\s*(?P<what>.*))?$"
 )
+#: SQLite primary result codes meaning "cannot use the database now": busy/locked past the busy
+#: timeout (still retryable, see :func:`is_retryable`), cannot open, I/O error.
+_SQLITE_UNAVAILABLE = {
+    5: "SQLITE_BUSY",
+    6: "SQLITE_LOCKED",
+    10: "SQLITE_IOERR",
+    14: "SQLITE_CANTOPEN",
+}
 _SQLITE_KINDS = {
     "UNIQUE": "unique",
     "FOREIGN KEY": "foreign_key",
@@ -131,9 +139,12 @@ def _integrity_error(exc: sa_exc.DBAPIError) -> ConflictError:
         columns = [pair[-1] for pair in pairs]
     elif kind == "check" and what:
         constraint = what
-    subject = constraint or (f"{table}({', '.join(columns)})" if table else kind.replace("_", " "))
+    sqlite_subject = constraint or (f"{table}({', '.join(columns)})" if table else None)
+    label = kind.replace("_", " ")
     return ConflictError(
-        f"{kind.replace('_', ' ')} constraint {subject!r} violated",
+        f"{label} constraint {sqlite_subject!r} violated"
+        if sqlite_subject
+        else f"{label} constraint violated",
         kind=kind,
         constraint=constraint,
         table=table,
@@ -161,12 +172,20 @@ def translate_error(exc: BaseException) -> MosaicError | None:
             )
         if state is None and isinstance(exc, sa_exc.OperationalError):
             code = _sqlite_code(exc)
-            if code is None:
+            if code is None or (code & 0xFF) in _SQLITE_UNAVAILABLE:
+                name = _SQLITE_UNAVAILABLE.get(code & 0xFF, "") if code is not None else ""
                 return DatabaseUnavailableError(
-                    f"database unavailable ({type(_driver_error(exc) or exc).__name__})"
+                    f"database unavailable ({name or type(_driver_error(exc) or exc).__name__})"
                 )
         name = type(_driver_error(exc) or exc).__name__
-        where = f" (SQLSTATE {state})" if state else ""
+        sqlite_code = _sqlite_code(exc)
+        where = (
+            f" (SQLSTATE {state})"
+            if state
+            else f" (SQLite error {sqlite_code})"
+            if sqlite_code is not None
+            else ""
+        )
         return RepositoryError(f"database error {name}{where}")
     if isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError):
         return DatabaseUnavailableError(f"cannot reach the database ({type(exc).__name__})")

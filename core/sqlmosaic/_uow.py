@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSessionTransaction, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._engine import SQLITE_BEGIN_OPTION
@@ -77,23 +77,32 @@ async def transaction(
     """Run the block as one unit of work on ``session``.
 
     Outermost use: commit on success, rollback on any exception (``CancelledError`` included),
-    re-raise. Nested use (inside another ``transaction`` on the same session): a SAVEPOINT.
-    ``isolation_level`` and ``read_only`` apply to the outermost transaction only and must be
-    set before the session has started a transaction.
+    re-raise (database errors translated to sqlmosaic errors). Nested use (inside another
+    ``transaction`` on the same session): a SAVEPOINT. ``isolation_level`` and ``read_only``
+    apply to the outermost transaction only and must be set before the session has started a
+    transaction.
+
+    A session bound to a connection that is already inside a transaction (the test plugin's
+    isolated session, ``join_transaction_mode="create_savepoint"``) cannot change the isolation
+    level, so ``isolation_level`` is not applied there (logged); ``read_only`` is still enforced.
     """
     depth = _depth(session)
     session.info[_DEPTH_KEY] = depth + 1
     try:
         if depth == 0:
-            query_only = await _begin(session, isolation_level=isolation_level, read_only=read_only)
+            if session.in_transaction() and (isolation_level is not None or read_only):
+                raise ConfigurationError(
+                    "isolation_level/read_only must be set before the session begins a transaction",
+                    setting="isolation_level",
+                )
+            begun = _Begun()
             try:
+                await _begin(session, begun, isolation_level=isolation_level, read_only=read_only)
                 yield session
-                if query_only:
-                    await _query_only_off(session)
+                await _end_read_only(begun)
                 await session.commit()
             except BaseException as exc:
-                if query_only and session.in_transaction():
-                    await _query_only_off(session)
+                await _shielded(_end_read_only(begun))
                 await _rollback(session)
                 _raise_translated(exc)
                 raise
@@ -103,7 +112,11 @@ async def transaction(
                     "isolation_level/read_only can only be set on the outermost unit of work",
                     setting="isolation_level",
                 )
-            savepoint = await session.begin_nested()
+            try:
+                savepoint = await session.begin_nested()
+            except Exception as exc:
+                _raise_translated(exc)
+                raise
             try:
                 yield session
                 if savepoint.is_active:
@@ -111,52 +124,99 @@ async def transaction(
             except BaseException as exc:
                 # Also when a failed flush has already deactivated the savepoint: the session
                 # stays unusable ("PendingRollbackError") until it is rolled back explicitly.
-                await savepoint.rollback()
+                await _shielded(savepoint.rollback())
                 _raise_translated(exc)
                 raise
     finally:
         session.info[_DEPTH_KEY] = depth
 
 
+@dataclass(slots=True)
+class _Begun:
+    """What the end of an outermost unit of work must undo."""
+
+    #: SQLite: the driver connection whose ``PRAGMA query_only`` must be switched off again.
+    query_only: Any = None
+    #: PostgreSQL, joined session: the savepoint made read-only; rolled back at the end.
+    read_only_savepoint: AsyncSessionTransaction | None = None
+
+
 async def _begin(
-    session: AsyncSession, *, isolation_level: IsolationLevel | None, read_only: bool
-) -> bool:
-    """Begin the outermost transaction; return True when SQLite's query_only must be undone."""
+    session: AsyncSession,
+    begun: _Begun,
+    *,
+    isolation_level: IsolationLevel | None,
+    read_only: bool,
+) -> None:
+    """Begin the outermost transaction; record in ``begun`` what the end must undo."""
     if session.in_transaction():
-        if isolation_level is not None or read_only:
-            raise ConfigurationError(
-                "isolation_level/read_only must be set before the session begins a transaction",
-                setting="isolation_level",
-            )
-        return False
-    dialect = session.bind.dialect.name if session.bind is not None else ""
+        return
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else ""
+    joined = isinstance(bind, AsyncConnection) and bind.in_transaction()
     options: dict[str, Any] = {}
     if isolation_level is not None:
-        options["isolation_level"] = isolation_level
+        if joined:
+            _log.info(
+                "isolation_level=%s not applied: the session joins an outer transaction",
+                isolation_level,
+            )
+        else:
+            options["isolation_level"] = isolation_level
     if dialect == "sqlite":
         options[SQLITE_BEGIN_OPTION] = "DEFERRED" if read_only else "IMMEDIATE"
-    elif read_only and dialect == "postgresql":
+    elif read_only and dialect == "postgresql" and not joined:
         options["postgresql_readonly"] = True
+    if not options and not read_only:
+        # Nothing to set up front (PostgreSQL, default isolation): the session begins with its
+        # first statement, as it would anyway; skips one greenlet switch per unit of work.
+        return
     connection = await session.connection(execution_options=options or None)
-    if read_only and dialect == "sqlite":
+    if not read_only:
+        return
+    if dialect == "sqlite":
+        raw = await connection.get_raw_connection()
         await connection.exec_driver_sql("PRAGMA query_only=ON")
-        return True
-    return False
+        begun.query_only = raw.driver_connection
+    elif dialect == "postgresql" and joined:
+        # The outer transaction cannot become read-only for good: make a savepoint read-only
+        # (allowed at any time) and roll it back at the end, which also undoes the setting.
+        begun.read_only_savepoint = await session.begin_nested()
+        await connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
-async def _query_only_off(session: AsyncSession) -> None:
-    connection = await session.connection()
-    await connection.exec_driver_sql("PRAGMA query_only=OFF")
+async def _end_read_only(begun: _Begun) -> None:
+    """Undo what :func:`_begin` did for ``read_only`` (idempotent; never raises for SQLite).
+
+    SQLite's ``query_only`` belongs to the connection, not the transaction: left on, the pooled
+    connection would refuse every later write. It is reset through the driver connection, which
+    works whatever state a failed flush left the session in.
+    """
+    driver, begun.query_only = begun.query_only, None
+    if driver is not None:
+        try:
+            cursor = await driver.execute("PRAGMA query_only=OFF")
+            await cursor.close()
+        except Exception:  # pragma: no cover - a broken connection is discarded by the pool
+            _log.warning("could not reset PRAGMA query_only on a SQLite connection")
+    savepoint, begun.read_only_savepoint = begun.read_only_savepoint, None
+    if savepoint is not None and savepoint.is_active:
+        await savepoint.rollback()
+
+
+async def _shielded(awaitable: Awaitable[Any]) -> None:
+    """Finish ``awaitable`` even when the task is cancelled again meanwhile, then re-raise."""
+    future = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await future
+        raise
 
 
 async def _rollback(session: AsyncSession) -> None:
     # A cancelled task may be cancelled again while it rolls back; finish the rollback anyway.
-    rollback = asyncio.ensure_future(session.rollback())
-    try:
-        await asyncio.shield(rollback)
-    except asyncio.CancelledError:
-        await rollback
-        raise
+    await _shielded(session.rollback())
 
 
 def _raise_translated(exc: BaseException) -> None:

@@ -1,0 +1,224 @@
+"""Engines built by ``sqlmosaic.create_engine`` and the ``Database`` lifecycle, on real servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mosaic_accounts import User, UserRepository
+from sqlmosaic import (
+    ConfigurationError,
+    Database,
+    MosaicSettings,
+    create_engine,
+    create_session_factory,
+    transaction,
+)
+
+
+@pytest.fixture
+async def pg_engine(mosaic_pg_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        MosaicSettings.load(
+            database_url=mosaic_pg_url,
+            application_name="billing-worker",
+            statement_timeout=1.5,
+            pool_size=1,
+            max_overflow=0,
+        )
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(mosaic_sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(
+        MosaicSettings.load(database_url=mosaic_sqlite_url, sqlite_busy_timeout=2.5)
+    )
+    yield engine
+    await engine.dispose()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+async def test_postgres_engine_options(pg_engine: AsyncEngine) -> None:
+    assert pg_engine.pool._pre_ping is True  # type: ignore[attr-defined]
+    assert pg_engine.sync_engine.hide_parameters is True
+    async with pg_engine.connect() as conn:
+        name = await conn.scalar(
+            text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+        )
+        assert name == "billing-worker"
+        assert await conn.scalar(text("SHOW statement_timeout")) == "1500ms"
+
+
+async def test_default_application_name(mosaic_pg_url: str) -> None:
+    engine = create_engine(MosaicSettings.load(database_url=mosaic_pg_url))
+    try:
+        async with engine.connect() as conn:
+            name = await conn.scalar(
+                text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+            )
+        assert name == "sqlmosaic"
+    finally:
+        await engine.dispose()
+
+
+async def test_pool_pre_ping_replaces_a_connection_the_server_closed(
+    pg_engine: AsyncEngine, mosaic_pg_url: str
+) -> None:
+    async with pg_engine.connect() as conn:
+        first_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    # the server kills the pooled (idle) connection behind the pool's back
+    admin = create_engine(MosaicSettings.load(database_url=mosaic_pg_url))
+    try:
+        async with admin.connect() as conn:
+            assert await conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+    finally:
+        await admin.dispose()
+    async with pg_engine.connect() as conn:  # no error: the ping noticed and reconnected
+        second_pid = await conn.scalar(text("SELECT pg_backend_pid()"))
+    assert second_pid != first_pid
+
+
+async def test_parameters_are_hidden_in_driver_errors(pg_engine: AsyncEngine) -> None:
+    secret = "zq-hidden-parameter-4411"
+    async with pg_engine.connect() as conn:
+        with pytest.raises(sa_exc.DBAPIError) as info:
+            await conn.execute(
+                text("SELECT length(:v) / 0"), {"v": secret}
+            )  # division by zero: the message itself does not echo the value
+    assert "[SQL parameters hidden due to hide_parameters=True]" in str(info.value)
+    assert secret not in str(info.value)
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+async def test_sqlite_connection_pragmas(sqlite_engine: AsyncEngine) -> None:
+    async with sqlite_engine.connect() as conn:
+        assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+        assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+        assert await conn.scalar(text("PRAGMA busy_timeout")) == 2500
+        assert await conn.scalar(text("PRAGMA synchronous")) == 1  # NORMAL
+        assert await conn.scalar(text("SELECT 'ABC' LIKE '%b%'")) == 0  # case-sensitive LIKE
+
+
+@pytest.mark.mosaic_backends("sqlite")  # (mosaic_sql_counter is per backend; run it once)
+async def test_sqlite_units_of_work_begin_immediate(
+    sqlite_engine: AsyncEngine, mosaic_sql_counter: Any
+) -> None:
+    """Writers take the write lock at BEGIN; read-only units begin DEFERRED with query_only."""
+    factory = create_session_factory(sqlite_engine)
+    with mosaic_sql_counter(sqlite_engine) as sql:
+        async with factory() as session, transaction(session):
+            await UserRepository(session).count()
+        async with factory() as session, transaction(session, read_only=True):
+            await UserRepository(session).count()
+    statements = [s.strip().upper() for s in sql.all_statements]
+    assert statements[0] == "BEGIN IMMEDIATE"
+    assert "BEGIN DEFERRED" in statements
+    assert "PRAGMA QUERY_ONLY=ON" in statements
+    async with sqlite_engine.connect() as conn:
+        assert await conn.scalar(text("PRAGMA query_only")) == 0
+
+
+async def test_sqlite_in_memory_database() -> None:
+    engine = create_engine(MosaicSettings.load(database_url="sqlite+aiosqlite://"))
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        async with engine.connect() as conn:  # one shared connection: the table is still there
+            assert await conn.scalar(text("SELECT count(*) FROM t")) == 1
+            assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+    finally:
+        await engine.dispose()
+
+
+# --------------------------------------------------------------------------- Database
+
+
+async def test_database_connects_and_disposes_several_times(mosaic_url: str) -> None:
+    db = Database(MosaicSettings.load(database_url=mosaic_url))
+    assert not db.connected
+    with pytest.raises(ConfigurationError):
+        _ = db.engine
+    engines = []
+    for _ in range(3):
+        await db.connect()
+        assert await db.connect() is db  # idempotent
+        engines.append(db.engine)
+        async with db.transaction(read_only=True) as session:
+            assert await UserRepository(session).count() >= 0
+        await db.dispose()
+        assert not db.connected
+        with pytest.raises(ConfigurationError):
+            _ = db.session_factory
+    assert len({id(e) for e in engines}) == 3  # a new engine each time
+    await db.dispose()  # disposing twice is harmless
+
+
+async def test_get_db_session_yields_a_session_and_closes_it(mosaic_url: str) -> None:
+    async with Database(MosaicSettings.load(database_url=mosaic_url)) as db:
+        pool: Any = db.engine.pool
+        sessions = db.get_db_session()
+        session = await anext(sessions)
+        assert await UserRepository(session).count() >= 0
+        assert session.in_transaction()
+        assert pool.checkedout() == 1
+        with pytest.raises(StopAsyncIteration):
+            await anext(sessions)  # the dependency's teardown: closes the session
+        assert not session.in_transaction()
+        assert pool.checkedout() == 0
+
+        # an error in the request handler still closes it (nothing is committed)
+        sessions = db.get_db_session()
+        session = await anext(sessions)
+        await UserRepository(session).add(User(email="never@example.com", name="N"))
+        with pytest.raises(RuntimeError):
+            await sessions.athrow(RuntimeError("handler failed"))
+        assert pool.checkedout() == 0
+        async with db.session() as check:
+            assert await UserRepository(check).count(where={"email": "never@example.com"}) == 0
+
+
+async def test_two_databases_side_by_side(mosaic_pg_url: str, mosaic_sqlite_url: str) -> None:
+    pg = Database(MosaicSettings.load(database_url=mosaic_pg_url))
+    lite = Database(MosaicSettings.load(database_url=mosaic_sqlite_url))
+    async with pg, lite:
+        assert pg.engine is not lite.engine
+        assert (pg.engine.dialect.name, lite.engine.dialect.name) == ("postgresql", "sqlite")
+        async with pg.transaction(read_only=True) as a, lite.transaction(read_only=True) as b:
+            assert await UserRepository(a).count() >= 0
+            assert await UserRepository(b).count() >= 0
+        await lite.dispose()
+        async with pg.session() as session:  # the other one is unaffected
+            assert await UserRepository(session).count() >= 0
+    assert not pg.connected
+    assert not lite.connected
+
+
+async def test_injected_engine_is_not_disposed(mosaic_engine: AsyncEngine, mosaic_url: str) -> None:
+    db = Database(MosaicSettings.load(database_url=mosaic_url), engine=mosaic_engine)
+    async with db:
+        assert db.engine is mosaic_engine
+    async with mosaic_engine.connect() as conn:  # still usable after db.dispose()
+        assert await conn.scalar(text("SELECT 1")) == 1
+
+
+async def test_database_repr_masks_the_password(mosaic_pg_url: str) -> None:
+    url = make_url(mosaic_pg_url).set(password="s3cret-pw-zq")
+    db = Database(MosaicSettings.load(database_url=url.render_as_string(hide_password=False)))
+    async with db:  # the server trusts local connections: the password is not checked
+        assert "s3cret-pw-zq" not in repr(db)
+        assert "***" in repr(db)
+        assert "s3cret-pw-zq" not in str(db.describe())
