@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from sqlmosaic.testing._pgserver import (
     PostgresServer,
     PostgresStartError,
