@@ -11,13 +11,16 @@ read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
+from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._settings import MosaicSettings
@@ -38,6 +41,9 @@ def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
     else:
         kwargs.update(_postgres_options(settings))
     kwargs.update(overrides)
+    if kwargs.get("poolclass") in (NullPool, StaticPool):
+        for queue_pool_only in ("pool_size", "max_overflow", "pool_timeout"):
+            kwargs.pop(queue_pool_only, None)
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         install_sqlite_listeners(engine, busy_timeout=settings.sqlite_busy_timeout)
@@ -152,4 +158,43 @@ def _sqlite_keep_connection_on_cancel(context: ExceptionContext) -> None:
 
 def _sqlite_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    statement = f"BEGIN {mode}"
+    if not _begin_in_driver_thread(conn, statement):
+        conn.exec_driver_sql(statement)
+
+
+def _execute_and_close(raw: sqlite3.Connection, statement: str) -> None:
+    raw.execute(statement).close()
+
+
+def _begin_in_driver_thread(conn: Connection, statement: str) -> bool:
+    """Send ``BEGIN`` in ONE trip to aiosqlite's worker thread; False: not possible here.
+
+    ``exec_driver_sql`` takes three trips (cursor, execute, close) plus SQLAlchemy's statement
+    machinery: about a quarter of the CPU time of a short unit of work on SQLite (measured in
+    bench/, see docs/performance.md). When the BEGIN must stay visible (echo on, or a
+    ``before/after_cursor_execute`` listener, such as the test plugin's SQL counter), or the
+    driver is not aiosqlite as expected, the caller takes the normal path.
+    """
+    if getattr(conn, "_echo", True):
+        return False
+    for dispatch in (conn.dispatch, conn.engine.dispatch):
+        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            return False
+    driver = getattr(conn.connection.dbapi_connection, "_connection", None)
+    run = getattr(driver, "_execute", None)
+    try:
+        raw = getattr(driver, "_conn", None)
+    except ValueError:  # aiosqlite: no active connection
+        return False
+    if run is None or not isinstance(raw, sqlite3.Connection):
+        return False
+    try:
+        await_(run(_execute_and_close, raw, statement))
+    except sqlite3.Error as exc:
+        # what exec_driver_sql would raise: sqlalchemy.exc.OperationalError etc., orig = driver
+        # error (its sqlite_errorcode drives translate_error / is_retryable)
+        raise sa_exc.DBAPIError.instance(
+            statement, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
+        ) from exc
+    return True

@@ -152,6 +152,20 @@ def _integrity_error(exc: sa_exc.DBAPIError) -> ConflictError:
     )
 
 
+_SQLITE_NO_TABLE = re.compile(r"^no such table: (?:\w+\.)?(?P<name>\w+)$")
+_PG_NO_TABLE = re.compile(r'relation "(?P<name>[^"]+)" does not exist')
+
+
+def _missing_table(exc: sa_exc.DBAPIError, state: str | None) -> str | None:
+    """The table named by an undefined-table error (schema not migrated), else ``None``."""
+    text = str(_driver_error(exc) or "").strip()
+    if state == "42P01":
+        match = _PG_NO_TABLE.search(text)
+        return match.group("name") if match else "?"
+    match = _SQLITE_NO_TABLE.match(text) if state is None else None
+    return match.group("name") if match else None
+
+
 def translate_error(exc: BaseException) -> MosaicError | None:
     """Return the sqlmosaic error for ``exc``, or ``None`` when it is not a database error."""
     if isinstance(exc, MosaicError):
@@ -177,6 +191,11 @@ def translate_error(exc: BaseException) -> MosaicError | None:
                 return DatabaseUnavailableError(
                     f"database unavailable ({name or type(_driver_error(exc) or exc).__name__})"
                 )
+        missing = _missing_table(exc, state)
+        if missing is not None:
+            return RepositoryError(
+                f"table {missing!r} does not exist: apply the migrations ('mosaic db upgrade')"
+            )
         name = type(_driver_error(exc) or exc).__name__
         sqlite_code = _sqlite_code(exc)
         where = (

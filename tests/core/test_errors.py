@@ -31,6 +31,7 @@ from mosaic_accounts import (
 from mosaic_tasks import Task, TaskRepository
 from sqlmosaic import (
     ConflictError,
+    Database,
     DatabaseUnavailableError,
     MosaicError,
     MosaicSettings,
@@ -353,3 +354,16 @@ async def test_errors_raised_by_asyncio_cancellation_are_not_translated(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_unmigrated_database_says_to_apply_the_migrations(
+    mosaic_empty_url: str, mosaic_backend: str
+) -> None:
+    db = Database(MosaicSettings.load(database_url=mosaic_empty_url))
+    async with db, db.session() as session:
+        with pytest.raises(RepositoryError) as caught:
+            await UserRepository(session).get(1)
+    assert type(caught.value) is RepositoryError
+    assert str(caught.value) == (
+        "table 'user' does not exist: apply the migrations ('mosaic db upgrade')"
+    )

@@ -28,11 +28,12 @@ async def adopt(config: Config) -> tuple[str, ...]:
     :raises MigrationError: already under Alembic, or none of the model tables exist.
     :raises SchemaDriftError: the schema differs from the models (``.diffs`` lists how).
     """
-    metadata = resolve_metadata(config)
-    options = comparison_options(metadata, enabled_plugins(config))
-    targets = heads(config)
 
     def call(sync: Connection) -> tuple[str, ...]:
+        # Plugin loading and script reading are synchronous: done here, off the caller's loop.
+        metadata = resolve_metadata(config)
+        options = comparison_options(metadata, enabled_plugins(config))
+        targets = heads(config)
         ours = not sync.in_transaction()
         try:
             ctx = MigrationContext.configure(sync, opts=options)

@@ -199,10 +199,10 @@ async def diffs(config: Config) -> list[str]:
 
     Compares whatever the database holds now (it need not be at head).
     """
-    metadata = resolve_metadata(config)
-    options = comparison_options(metadata, enabled_plugins(config))
 
     def call(sync: Connection) -> list[str]:
+        metadata = resolve_metadata(config)
+        options = comparison_options(metadata, enabled_plugins(config))
         ctx = MigrationContext.configure(sync, opts=options)
         return _read(sync, lambda: describe_diffs(compare_metadata(ctx, metadata)))
 
@@ -211,10 +211,9 @@ async def diffs(config: Config) -> list[str]:
 
 async def orphans(config: Config) -> list[str]:
     """Database tables owned by no enabled plugin (reported, never dropped)."""
-    metadata = resolve_metadata(config)
 
     def call(sync: Connection) -> list[str]:
-        return _read(sync, lambda: orphan_tables(sync, metadata))
+        return _read(sync, lambda: orphan_tables(sync, resolve_metadata(config)))
 
     return await _run(config, call)
 
@@ -226,7 +225,7 @@ async def check(config: Config) -> list[str]:
     :raises MigrationError: the database is not at the heads (upgrade first).
     """
     at = await current(config)
-    expected = heads(config)
+    expected = await asyncio.to_thread(heads, config)  # reads every script: off the loop
     if set(at) != set(expected):
         raise MigrationError(
             f"the database is at {', '.join(at) or 'base'}, not at the heads "

@@ -7,10 +7,10 @@ from typing import Any
 
 from alembic.config import Config
 from sqlalchemy import MetaData, Table, event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import NullPool
 
-from .._engine import _postgres_options, _sqlite_begin, install_sqlite_listeners
+from .._engine import _sqlite_begin, create_engine
 from .._exceptions import MigrationError
 from .._metadata import table_owner
 from .._plugins import PluginSet, load_plugins
@@ -142,26 +142,16 @@ def enabled_plugins(config: Config) -> frozenset[str] | None:
 
 
 def create_migration_engine(settings: MosaicSettings) -> AsyncEngine:
-    """An engine for one migration run: ``NullPool``, no client-side command timeout cap
-    below the migration statement timeout, the SQLite transaction fix installed."""
-    url = settings.url
-    kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True}
-    if url.get_backend_name() == "sqlite":
-        if url.database in (None, "", ":memory:"):
-            kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-        else:
-            kwargs.update(
-                poolclass=NullPool, connect_args={"timeout": settings.sqlite_busy_timeout}
-            )
-        engine = create_async_engine(url, **kwargs)
-        install_sqlite_listeners(engine, busy_timeout=settings.sqlite_busy_timeout)
-        return engine
-    connect_args = dict(_postgres_options(settings)["connect_args"])
-    if "command_timeout" in connect_args:
-        # Let the server-side statement_timeout (SET LOCAL) fire first, with a clear error.
-        connect_args["command_timeout"] = settings.migration_statement_timeout + 30
-    kwargs.update(poolclass=NullPool, connect_args=connect_args)
-    return create_async_engine(url, **kwargs)
+    """An engine for one migration run: sqlmosaic's engine (SQLite transaction fix included)
+    with ``NullPool`` and no client-side command timeout below the migration statement timeout,
+    so that the server-side ``statement_timeout`` (SET LOCAL) fires first, with a clear error."""
+    if settings.command_timeout is not None:
+        settings = settings.model_copy(
+            update={"command_timeout": settings.migration_statement_timeout + 30}
+        )
+    if settings.url.database in (None, "", ":memory:"):
+        return create_engine(settings)  # one shared in-memory connection (StaticPool)
+    return create_engine(settings, poolclass=NullPool)
 
 
 async def connect(engine: AsyncEngine) -> AsyncConnection:

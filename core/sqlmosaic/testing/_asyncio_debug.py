@@ -17,6 +17,7 @@ When on:
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import warnings
@@ -101,6 +102,13 @@ class AsyncioDebugPlugin:
 
     def __init__(self, slow_callback_duration: float) -> None:
         self.threshold = slow_callback_duration
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # A full garbage collection of a large test process can take 0.1-0.4 s and lands inside
+        # whichever callback triggers it, failing an innocent test. Move everything that exists
+        # after collection (modules, test items) out of the collector's reach.
+        gc.collect()
+        gc.freeze()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(
