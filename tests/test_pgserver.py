@@ -165,8 +165,8 @@ def test_too_long_socket_path_is_explained() -> None:
 def test_su_fallback_without_runuser(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
 
-    def which(name: str) -> str | None:
-        return None if name == "runuser" else real_which(name)
+    def which(name: str, path: str | None = None) -> str | None:
+        return None if name == "runuser" else real_which(name, path=path)
 
     monkeypatch.setattr(shutil, "which", which)
     with running_postgres() as srv:

@@ -330,14 +330,16 @@ async def test_other_database_errors_are_repository_errors(
 ) -> None:
     class Broken(UserRepository):
         async def bad_sql(self) -> None:
-            await self.session.exec(text("SELECT no_such_column FROM no_such_table"))
+            await self.session.exec(text('SELECT no_such_column FROM "user"'))
 
     with pytest.raises(RepositoryError) as info:
         await Broken(mosaic_session).bad_sql()
     assert type(info.value) is RepositoryError
     assert isinstance(info.value, MosaicError)
     if mosaic_backend == "postgresql":
-        assert "42P01" in str(info.value)  # undefined_table
+        assert "42703" in str(info.value)  # undefined_column
+    else:
+        assert "SQLite error 1" in str(info.value)  # SQLITE_ERROR
     await mosaic_session.rollback()
 
 

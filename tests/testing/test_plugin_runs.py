@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from sqlmosaic.testing._pgserver import PostgresServer, running_postgres
+from sqlmosaic.testing._pgserver import PostgresServer, find_runuser, running_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -229,7 +229,7 @@ def test_normal_user_uses_pytest_postgresql_proc(project: pytest.Pytester) -> No
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MOSAIC_"))}
         env["HOME"] = str(home)
         proc = subprocess.run(
-            ["runuser", "-u", "postgres", "--", python, "-c", code],
+            [find_runuser() or "runuser", "-u", "postgres", "--", python, "-c", code],
             cwd=home,
             env=env,
             capture_output=True,

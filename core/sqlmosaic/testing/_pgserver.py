@@ -91,11 +91,17 @@ def _sibling(program: str, name: str) -> str:
     return str(candidate) if os.access(candidate, os.X_OK) else find_pg_bin(name)
 
 
+def find_runuser() -> str | None:
+    """``runuser`` from PATH, or from the sbin folders a minimal PATH leaves out."""
+    return shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+
+
 def _as_user(cmd: Sequence[str], os_user: str | None) -> list[str]:
     if os_user is None:
         return list(cmd)
-    if shutil.which("runuser"):
-        return ["runuser", "-u", os_user, "--", *cmd]
+    runuser = find_runuser()
+    if runuser:
+        return [runuser, "-u", os_user, "--", *cmd]
     return ["su", os_user, "-s", "/bin/sh", "-c", shlex.join(cmd)]
 
 
