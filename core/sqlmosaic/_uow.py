@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSessionTransaction, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -96,15 +97,17 @@ async def transaction(
                     setting="isolation_level",
                 )
             begun = _Begun()
+            in_block = False
             try:
                 await _begin(session, begun, isolation_level=isolation_level, read_only=read_only)
+                in_block = True
                 yield session
+                in_block = False
                 await _end_read_only(begun)
                 await session.commit()
             except BaseException as exc:
-                await _shielded(_end_read_only(begun))
-                await _rollback(session)
-                _raise_translated(exc)
+                await _shielded(_abort(session, begun))
+                _raise_translated(exc, own_call=not in_block)
                 raise
         else:
             if isolation_level is not None or read_only:
@@ -117,15 +120,17 @@ async def transaction(
             except Exception as exc:
                 _raise_translated(exc)
                 raise
+            in_block = True
             try:
                 yield session
+                in_block = False
                 if savepoint.is_active:
                     await savepoint.commit()
             except BaseException as exc:
                 # Also when a failed flush has already deactivated the savepoint: the session
                 # stays unusable ("PendingRollbackError") until it is rolled back explicitly.
                 await _shielded(savepoint.rollback())
-                _raise_translated(exc)
+                _raise_translated(exc, own_call=not in_block)
                 raise
     finally:
         session.info[_DEPTH_KEY] = depth
@@ -207,20 +212,36 @@ async def _end_read_only(begun: _Begun) -> None:
 async def _shielded(awaitable: Awaitable[Any]) -> None:
     """Finish ``awaitable`` even when the task is cancelled again meanwhile, then re-raise."""
     future = asyncio.ensure_future(awaitable)
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # anyio (Starlette, FastAPI) re-delivers cancellation on every loop iteration:
+            # keep waiting until the rollback has finished, then re-raise once.
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    future.result()
+
+
+async def _abort(session: AsyncSession, begun: _Begun) -> None:
+    """Undo the outermost unit: one shielded step, so a cancellation cannot stop half-way."""
     try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await future
-        raise
+        await _end_read_only(begun)
+    finally:
+        await session.rollback()
 
 
-async def _rollback(session: AsyncSession) -> None:
-    # A cancelled task may be cancelled again while it rolls back; finish the rollback anyway.
-    await _shielded(session.rollback())
+def _raise_translated(exc: BaseException, *, own_call: bool = True) -> None:
+    """Raise the sqlmosaic error for ``exc``.
 
-
-def _raise_translated(exc: BaseException) -> None:
-    if isinstance(exc, Exception):
+    ``own_call``: raised by the unit of work's own BEGIN/COMMIT/SAVEPOINT, where a bare
+    ``TimeoutError`` or ``OSError`` can only come from the database. From the user's block only
+    SQLAlchemy errors are translated: an ``asyncio.timeout()`` around an HTTP call inside a unit
+    of work must stay a ``TimeoutError``.
+    """
+    if isinstance(exc, Exception) and (own_call or isinstance(exc, sa_exc.SQLAlchemyError)):
         translated = translate_error(exc)
         if translated is not None and translated is not exc:
             raise translated from exc

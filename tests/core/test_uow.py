@@ -212,6 +212,49 @@ async def test_cancelled_unit_commits_nothing_and_releases_its_connection(
     await assert_no_leaked_warnings()
 
 
+async def test_repeated_cancellation_cannot_interrupt_the_rollback(
+    fresh_engine: AsyncEngine, fresh_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """anyio re-delivers cancellation on every loop iteration; the rollback still completes."""
+    inside = asyncio.Event()
+    session = fresh_factory()
+
+    async def unit() -> None:
+        async with transaction(session):
+            await UserRepository(session).add(User(email="twice@example.com", name="X"))
+            inside.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(unit())
+    await asyncio.wait_for(inside.wait(), 10)
+    for _ in range(20):  # cancel again and again while the rollback is under way
+        task.cancel()
+        await asyncio.sleep(0)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not session.in_transaction()
+    assert fresh_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert await emails(fresh_factory) == []
+    await session.close()
+
+
+async def test_non_database_errors_from_the_block_keep_their_type(
+    mosaic_session: AsyncSession,
+) -> None:
+    """A TimeoutError or OSError from user code (an HTTP call, a file) is not a database error."""
+
+    async def unit(error: Exception) -> None:
+        async with transaction(mosaic_session):
+            await UserRepository(mosaic_session).add(User(email="t@example.com", name="T"))
+            raise error
+
+    for error in (TimeoutError("http call"), PermissionError("file")):
+        with pytest.raises(type(error)) as caught:
+            await unit(error)
+        assert caught.value is error
+        assert await UserRepository(mosaic_session).count(where={"email": "t@example.com"}) == 0
+
+
 async def test_cancelled_unit_inside_database_transaction_helper(
     fresh_engine: AsyncEngine, mosaic_fresh_url: str
 ) -> None:
