@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Table, and_, func, inspect
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
@@ -337,9 +338,17 @@ class Repository(Generic[ModelT]):
         mapper = inspect(self.model)
         pk_cols = self.primary_key()
         pk_set = set(pk_cols)
-        # (attribute key, column key, is a primary key column), computed once per call
+        # (attribute key, column key, omit when None) computed once per call. As the ORM does,
+        # a None primary key or a None column that has a default is left out, so the database
+        # (or the column default) fills it in.
         attrs = [
-            (attr.key, attr.columns[0].key, attr.columns[0] in pk_set)
+            (
+                attr.key,
+                attr.columns[0].key,
+                attr.columns[0] in pk_set
+                or attr.columns[0].default is not None
+                or attr.columns[0].server_default is not None,
+            )
             for attr in mapper.column_attrs
         ]
         pk_keys = [mapper.get_property_by_column(column).key for column in pk_cols]
@@ -354,9 +363,9 @@ class Repository(Generic[ModelT]):
             state = obj.__dict__
             row = {
                 column_key: value
-                for key, column_key, is_pk in attrs
+                for key, column_key, omit_none in attrs
                 if (value := state[key] if key in state else getattr(obj, key)) is not None
-                or not is_pk
+                or not omit_none
             }
             groups.setdefault(tuple(row), []).append((obj, row))
         table = self.table()
@@ -441,6 +450,9 @@ class Repository(Generic[ModelT]):
         data = (
             values.model_dump(exclude_unset=False) if isinstance(values, SQLModel) else dict(values)
         )
+        # On conflict, overwrite only what the caller gave: an instance's defaults (created_at,
+        # a hidden password hash left at None) fill a NEW row but never clobber an existing one.
+        given = values.model_fields_set if isinstance(values, SQLModel) else set(data)
         if isinstance(values, Mapping):
             self._check_values(values)
         pk_names = {c.key for c in self.primary_key()}
@@ -458,7 +470,7 @@ class Repository(Generic[ModelT]):
         names = (
             builtins.list(update)
             if update is not None
-            else [k for k in data if k not in targets and k not in pk_names]
+            else [k for k in data if k in given and k not in targets and k not in pk_names]
         )
         self._check_values(dict.fromkeys(names))
         dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
@@ -559,12 +571,21 @@ class Repository(Generic[ModelT]):
                 if len(shapes) == 1
                 else [tuple([d.get(n) for n in names]) for d in dicts]
             )
-            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                table.name,
-                records=records,
-                columns=[columns[n].name for n in names],
-                schema_name=table.schema,
-            )
+            try:
+                await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                    table.name,
+                    records=records,
+                    columns=[columns[n].name for n in names],
+                    schema_name=table.schema,
+                )
+            except Exception as exc:
+                # asyncpg's own error, not SQLAlchemy's: wrap it so that the boundary translates
+                # it like any other (ConflictError naming the constraint, no bound values).
+                state = getattr(exc, "sqlstate", None)
+                if not isinstance(state, str):
+                    raise
+                wrapper = sa_exc.IntegrityError if state.startswith("23") else sa_exc.DBAPIError
+                raise wrapper("COPY", None, exc, hide_parameters=True) from exc
         else:
             full = [{n: d.get(n) for n in names} for d in dicts]
             await self.session.exec(sa_insert(self.table()), params=full)

@@ -23,7 +23,7 @@ from mosaic_accounts import (
     UserRepository,
 )
 from mosaic_tasks import TaskRepository
-from sqlmosaic import Filter, InvalidQueryError, NotFoundError, Repository
+from sqlmosaic import ConflictError, Filter, InvalidQueryError, NotFoundError, Repository
 
 Counter = Callable[[], AbstractContextManager[Any]]
 
@@ -492,8 +492,16 @@ async def test_upsert_do_nothing_returns_the_existing_row(
 
 async def test_upsert_with_a_model_instance(mosaic_session: AsyncSession, seed: Any) -> None:
     users = UserRepository(mosaic_session)
+    before = await users.get(seed.user_ids[0])
+    created_at, is_active = before.created_at, before.is_active
+    await users.update(before, {"password_hash": "kept-hash", "is_active": False})
     row = await users.upsert(User(email="u0@example.com", name="From Model"), conflict=["email"])
     assert (row.id, row.name) == (seed.user_ids[0], "From Model")
+    # Only the fields the caller set are overwritten: defaults never clobber the existing row.
+    assert row.password_hash == "kept-hash"
+    assert row.is_active is False
+    assert row.created_at == created_at
+    assert is_active is True
 
 
 async def test_upsert_refreshes_a_loaded_object(mosaic_session: AsyncSession, seed: Any) -> None:
@@ -649,3 +657,15 @@ async def test_statement_counts(
     assert kinds["update by pk"] == ["UPDATE"]
     assert kinds["upsert"] == ["INSERT"]  # INSERT ... ON CONFLICT ... RETURNING
     assert kinds["delete by pk"] == ["DELETE"]
+
+
+@pytest.mark.mosaic_backends("postgresql")
+async def test_copy_many_conflict_is_translated_without_the_value(
+    mosaic_session: AsyncSession, seed: Any
+) -> None:
+    users = UserRepository(mosaic_session)
+    with pytest.raises(ConflictError) as caught:
+        await users.copy_many([{"email": "u0@example.com", "name": "Copy"}])
+    assert caught.value.kind == "unique"
+    assert caught.value.constraint == "ix_user_email"
+    assert "u0@example.com" not in str(caught.value)
