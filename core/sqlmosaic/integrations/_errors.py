@@ -17,6 +17,7 @@ constraint name, field name) and never contain bound values or URLs, so they are
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from .._exceptions import (
     MosaicError,
     NotFoundError,
 )
+from .._translate import describe
 from .._url import mask_password
 
 __all__ = ["DEFAULT_RETRY_AFTER", "ErrorResponse", "error_response"]
@@ -78,11 +80,16 @@ def error_response(
             },
             {"Retry-After": str(retry_after)},
         )
+    # Not exc_info: a traceback prints the __cause__ chain, and the driver's text there can
+    # carry bound values ("invalid input for query argument $1: '...'"). Log our own frames and
+    # value-free facts about the cause instead.
+    cause = describe(exc.__cause__) if exc.__cause__ is not None else None
     _log.error(
-        "unhandled %s%s: %s",
+        "unhandled %s%s: %s (cause: %s)\n%s",
         type(exc).__name__,
         where,
         mask_password(str(exc)),
-        exc_info=(type(exc), exc, exc.__traceback__),
+        cause,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
     )
     return ErrorResponse(500, {"error": "internal_error", "detail": "internal server error"})
