@@ -213,7 +213,7 @@ class Mosaic:
 
     async def get_db_session(self) -> AsyncGenerator[AsyncSession, None]:
         """Yield a session (FastAPI: ``Depends(mosaic.get_db_session)``); never commits."""
-        async with self.database.session_factory() as session:
+        async for session in self.database.get_db_session():
             yield session
 
     def transaction(

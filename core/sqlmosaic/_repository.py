@@ -57,7 +57,6 @@ _TRANSLATED = "__mosaic_translated__"
 def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        # Same as ``async with translating():``, without building a context manager per call.
         try:
             return await method(*args, **kwargs)
         except MosaicError:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -22,7 +20,7 @@ from ._exceptions import (
     RepositoryError,
 )
 
-__all__ = ["RETRYABLE_SQLSTATES", "is_retryable", "sqlstate_of", "translate_error", "translating"]
+__all__ = ["RETRYABLE_SQLSTATES", "describe", "is_retryable", "sqlstate_of", "translate_error"]
 
 #: serialization_failure and deadlock_detected: the whole transaction may simply be run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -209,20 +207,6 @@ def translate_error(exc: BaseException) -> MosaicError | None:
     if isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError):
         return DatabaseUnavailableError(f"cannot reach the database ({type(exc).__name__})")
     return None
-
-
-@asynccontextmanager
-async def translating() -> AsyncIterator[None]:
-    """Re-raise database errors raised inside the block as sqlmosaic errors (cause kept)."""
-    try:
-        yield
-    except MosaicError:
-        raise
-    except Exception as exc:
-        translated = translate_error(exc)
-        if translated is None:
-            raise
-        raise translated from exc
 
 
 def describe(exc: BaseException) -> dict[str, Any]:

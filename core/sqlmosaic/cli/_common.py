@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .._exceptions import MosaicError
 from .._settings import MosaicSettings
@@ -30,5 +31,5 @@ def reporting_errors() -> Iterator[None]:
     try:
         yield
     except MosaicError as exc:
-        err_console.print(f"[bold red]error:[/] {mask_password(str(exc))}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(mask_password(str(exc)))}", highlight=False)
         raise typer.Exit(code=1) from None
