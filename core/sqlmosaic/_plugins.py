@@ -124,8 +124,16 @@ class _Candidate:
 
 def _entry_point_candidates() -> dict[str, _Candidate]:
     found: dict[str, _Candidate] = {}
+    # name and version of each distribution, read once: every lookup parses its METADATA file
+    dists: dict[int, tuple[str, str | None]] = {}
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist.name if ep.dist is not None else "?"
+        if ep.dist is None:
+            dist, version = "?", None
+        else:
+            known = dists.get(id(ep.dist))
+            if known is None:
+                known = dists[id(ep.dist)] = (ep.dist.name, ep.dist.version)
+            dist, version = known
         if ep.name in found:
             raise PluginError(
                 f"plugin name {ep.name!r} is registered twice: by {found[ep.name].origin} and "
@@ -137,7 +145,7 @@ def _entry_point_candidates() -> dict[str, _Candidate]:
             "entry_point",
             ep.load,
             f"{dist} ({ep.value})",
-            ep.dist.version if ep.dist is not None else None,
+            version,
             ep.module,
         )
     return found

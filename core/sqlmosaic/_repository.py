@@ -536,40 +536,54 @@ class Repository(Generic[ModelT]):
             return 0
         columns = self.columns()
         pk_names = {c.key for c in self.primary_key()}
-        dicts: builtins.list[dict[str, Any]] = []
-        # Rows with the same keys share one check and one list of defaults to fill in.
-        shapes: dict[tuple[str, ...], builtins.list[tuple[str, bool, Any]]] = {}
+        # Rows with the same keys (usually all of them) share one name check and one list of
+        # defaults to fill in: shape -> (keys + filled keys, defaults). Per row, only a tuple
+        # of its values is built (rows are the bulk of the work here: keep the loop lean).
+        shapes: dict[tuple[str, ...], tuple[tuple[str, ...], _Fill]] = {}
+        holds_pk: dict[tuple[str, ...], bool] = {}
+        records: builtins.list[tuple[Any, ...]] = []
+        fulls: builtins.list[tuple[str, ...]] = []  # each record's keys (incl. filled ones)
+        last_keys: tuple[str, ...] | None = None
+        plan: tuple[tuple[str, ...], _Fill] = ((), [])
         for row in rows:
-            d = {
-                k: v
-                for k, v in _row_values(row, columns).items()
-                if v is not None or k not in pk_names
-            }
-            shape = tuple(d)
-            fill = shapes.get(shape)
-            if fill is None:
-                self._check_values(d)
-                fill = shapes[shape] = _defaults_to_fill(d, columns, pk_names)
-            # COPY bypasses SQLAlchemy, and a multi-row executemany sends NULL for a key another
-            # row set: apply the model's Python-side column defaults here, on every backend.
-            for key, is_scalar, arg in fill:
-                d[key] = arg if is_scalar else arg(None)
-            dicts.append(d)
-        names = builtins.list(
-            dict.fromkeys(
-                k for shape, fill in shapes.items() for k in (*shape, *(f[0] for f in fill))
+            values: Mapping[str, Any] = (
+                row if type(row) is dict or isinstance(row, Mapping) else _row_values(row, columns)
             )
-        )
+            keys = tuple(values)
+            if keys != last_keys:  # not the same keys as the previous row: look the shape up
+                last_keys = keys
+                pk_here = holds_pk.get(keys)
+                if pk_here is None:
+                    pk_here = holds_pk[keys] = not pk_names.isdisjoint(keys)
+                if pk_here:  # a primary key left as None is filled by the database: drop it
+                    values = {k: v for k, v in values.items() if v is not None or k not in pk_names}
+                    keys = tuple(values)
+                    last_keys = None  # the next row may leave out other keys
+                found = shapes.get(keys)
+                if found is None:
+                    self._check_values(values)
+                    fill = _defaults_to_fill(values, columns, pk_names)
+                    found = shapes[keys] = ((*keys, *(f[0] for f in fill)), fill)
+                plan = found
+            record = tuple(values.values())
+            if plan[1]:
+                # COPY bypasses SQLAlchemy, and a multi-row executemany sends NULL for a key
+                # another row set: apply the model's Python-side column defaults here.
+                record += tuple(arg if is_scalar else arg(None) for _, is_scalar, arg in plan[1])
+            records.append(record)
+            fulls.append(plan[0])
+        names = builtins.list(dict.fromkeys(k for full, _ in shapes.values() for k in full))
+        if len(shapes) > 1:  # align every record on ``names`` (one shape: already aligned)
+            position = {name: i for i, name in enumerate(names)}
+            for n, (full, record) in enumerate(zip(fulls, records, strict=True)):
+                aligned: builtins.list[Any] = [None] * len(names)
+                for key, value in zip(full, record, strict=True):
+                    aligned[position[key]] = value
+                records[n] = tuple(aligned)
         connection = await self.session.connection()
         if connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg":
             raw = await connection.get_raw_connection()
             table = self.table()
-            records = (
-                # one shape: every dict has exactly ``names``, in that order
-                [tuple(d.values()) for d in dicts]
-                if len(shapes) == 1
-                else [tuple([d.get(n) for n in names]) for d in dicts]
-            )
             try:
                 await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
                     table.name,
@@ -586,17 +600,20 @@ class Repository(Generic[ModelT]):
                 wrapper = sa_exc.IntegrityError if state.startswith("23") else sa_exc.DBAPIError
                 raise wrapper("COPY", None, exc, hide_parameters=True) from exc
         else:
-            full = [{n: d.get(n) for n in names} for d in dicts]
-            await self.session.exec(sa_insert(self.table()), params=full)
-        return len(dicts)
+            params = [dict(zip(names, record, strict=True)) for record in records]
+            await self.session.exec(sa_insert(self.table()), params=params)
+        return len(records)
+
+
+_Fill = builtins.list[tuple[str, bool, Any]]
 
 
 def _defaults_to_fill(
     values: Mapping[str, Any], columns: Mapping[str, Column[Any]], pk_names: set[str]
-) -> builtins.list[tuple[str, bool, Any]]:
+) -> _Fill:
     """Absent columns with a Python-side scalar or callable default: ``(key, is_scalar, arg)``;
     a callable ``arg`` is called with ``None`` for each row."""
-    fill: builtins.list[tuple[str, bool, Any]] = []
+    fill: _Fill = []
     for key, column in columns.items():
         default = column.default
         if key in values or key in pk_names or default is None:
