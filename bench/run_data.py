@@ -69,6 +69,12 @@ class OpSpec:
 OPS: tuple[OpSpec, ...] = (
     OpSpec("insert_one", 2_000, "ops/s", "insert one row + commit"),
     OpSpec("bulk_insert", 20_000, "rows/s", "insert N rows in one transaction (N = count)"),
+    OpSpec(
+        "bulk_insert_prebuilt",
+        20_000,
+        "rows/s",
+        "same, objects/tuples built before the clock starts (library insert path only)",
+    ),
     OpSpec("get", 5_000, "ops/s", "get by primary key, own session each"),
     OpSpec("page", 1_000, "ops/s", f"{PAGE_SIZE} rows ordered by id at a random offset"),
     OpSpec(
@@ -81,6 +87,11 @@ OPS: tuple[OpSpec, ...] = (
 )
 
 
+def runs(order: Sequence[Stack], op: str) -> list[Stack]:
+    """The stacks of ``order`` that take part in ``op`` (see ``Stack.ops``)."""
+    return [s for s in order if s.runs(op)]
+
+
 def scaled(base: int, factor: float) -> int:
     return max(1, round(base * factor))
 
@@ -90,12 +101,14 @@ class Measurements:
     """Per op -> stack: timed throughput per round, and counts from the warm-up round."""
 
     throughput: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # process CPU us/op
     statements: dict[str, dict[str, float]] = field(default_factory=dict)
     tx: dict[str, dict[str, float]] = field(default_factory=dict)
     orders: list[list[str]] = field(default_factory=list)
 
-    def add(self, op: str, stack: str, value: float) -> None:
+    def add(self, op: str, stack: str, value: float, cpu_us: float) -> None:
         self.throughput.setdefault(op, {}).setdefault(stack, []).append(value)
+        self.cpu.setdefault(op, {}).setdefault(stack, []).append(cpu_us)
 
 
 class Runner:
@@ -108,6 +121,7 @@ class Runner:
         *,
         seed: int,
         warmup_fraction: float,
+        ops: set[str] | None = None,
     ) -> None:
         self.backend = backend
         self.stacks = stacks
@@ -116,6 +130,11 @@ class Runner:
         self.seed = seed
         self.warmup_fraction = warmup_fraction
         self.m = Measurements()
+        self.ops = ops if ops is not None else {spec.name for spec in OPS}
+
+    def runs(self, order: Sequence[Stack], op: str) -> list[Stack]:
+        """The stacks of ``order`` that take part in ``op`` (none if ``op`` is not selected)."""
+        return runs(order, op) if op in self.ops else []
 
     def log(self, msg: str) -> None:
         print(f"[{self.backend}] {msg}", file=sys.stderr, flush=True)
@@ -137,8 +156,10 @@ class Runner:
             stack.start_counting()
         try:
             t0 = time.perf_counter()
+            c0 = time.process_time()
             await body()
             elapsed = time.perf_counter() - t0
+            cpu = time.process_time() - c0
         finally:
             if warmup:
                 stack.stop_counting()
@@ -151,8 +172,11 @@ class Runner:
                 f"stmts/op={stmts:.2f} tx/op={tx:.2f}"
             )
         else:
-            self.m.add(op, stack.name, units / elapsed)
-            self.log(f"round {rnd + 1} {op:<14} {stack.name:<16} {units / elapsed:12,.0f}/s")
+            self.m.add(op, stack.name, units / elapsed, cpu / n_ops * 1e6)
+            self.log(
+                f"round {rnd + 1} {op:<14} {stack.name:<16} {units / elapsed:12,.0f}/s "
+                f"cpu {cpu / n_ops * 1e6:9,.1f} us/op"
+            )
 
     async def run_round(self, rnd: int) -> None:
         warmup = rnd < 0
@@ -166,13 +190,13 @@ class Runner:
             """Ops this round; the warm-up runs fewer, except bulk (its statement count
             depends on the row count)."""
             full = self.counts[op]
-            if not warmup or op == "bulk_insert":
+            if not warmup or op.startswith("bulk_insert"):
                 return full
             return min(full, max(50, round(full * self.warmup_fraction)))
 
         # insert_one: each stack starts from an empty table
         rows_one = make_rows(n("insert_one"), prefix=f"one{rnd}")
-        for stack in order:
+        for stack in self.runs(order, "insert_one"):
             await self.admin.reset()
 
             async def insert_loop(stack: Stack = stack, rows: list[ItemRow] = rows_one) -> None:
@@ -182,9 +206,10 @@ class Runner:
             await self.measure(rnd, "insert_one", stack, len(rows_one), len(rows_one), insert_loop)
             await self._expect_count(stack, len(rows_one))
 
-        # bulk_insert: each stack starts from an empty table; the last one leaves the data set
+        # bulk_insert: each stack starts from an empty table (the prebuilt op below leaves the
+        # data set)
         rows_bulk = make_rows(n("bulk_insert"))
-        for stack in order:
+        for stack in self.runs(order, "bulk_insert"):
             await self.admin.reset()
 
             async def bulk(stack: Stack = stack, rows: list[ItemRow] = rows_bulk) -> None:
@@ -193,11 +218,29 @@ class Runner:
             await self.measure(rnd, "bulk_insert", stack, len(rows_bulk), 1, bulk)
             await self._expect_count(stack, len(rows_bulk))
 
+        # bulk_insert_prebuilt: the same, with each stack's objects built untimed beforehand
+        rows_pre = make_rows(n("bulk_insert_prebuilt"))
+        for stack in self.runs(order, "bulk_insert_prebuilt"):
+            await self.admin.reset()
+            prepared = stack.prepare_bulk(rows_pre)
+
+            async def bulk_pre(stack: Stack = stack, prepared: Any = prepared) -> None:
+                await stack.bulk_insert_prepared(prepared)
+
+            await self.measure(rnd, "bulk_insert_prebuilt", stack, len(rows_pre), 1, bulk_pre)
+            del prepared
+            await self._expect_count(stack, len(rows_pre))
+
+        if not self.ops & {"bulk_insert", "bulk_insert_prebuilt"}:
+            # --ops without a bulk op: load the data set untimed, through the first stack
+            await self.admin.reset()
+            await self.stacks[0].bulk_insert(make_rows(self.counts["bulk_insert"]))
+            await self.admin.settle()
         ids = await self.admin.ids()
 
         # get
         get_ids = [rng.choice(ids) for _ in range(n("get"))]
-        for stack in order:
+        for stack in self.runs(order, "get"):
 
             async def get_loop(stack: Stack = stack) -> None:
                 for item_id in get_ids:
@@ -209,7 +252,7 @@ class Runner:
         window = min(len(ids), PAGE_WINDOW)
         offsets = [rng.randrange(max(1, window - PAGE_SIZE + 1)) for _ in range(n("page"))]
         expected = min(PAGE_SIZE, len(ids))
-        for stack in order:
+        for stack in self.runs(order, "page"):
 
             async def page_loop(stack: Stack = stack) -> None:
                 for offset in offsets:
@@ -224,7 +267,7 @@ class Runner:
             [rng.choice(ids) for _ in range(n("concurrent_get"))] for _ in range(CONCURRENT_TASKS)
         ]
         total = sum(len(t) for t in per_task)
-        for stack in order:
+        for stack in self.runs(order, "concurrent_get"):
 
             async def concurrent(stack: Stack = stack) -> None:
                 async def worker(task_ids: list[int]) -> None:
@@ -238,7 +281,7 @@ class Runner:
         # update: every stack sets qty to its own marker value on the same random, distinct rows
         # (distinct so that every update really changes a value: an ORM skips no-op UPDATEs)
         upd_ids = rng.sample(ids, min(n("update"), len(ids)))
-        for idx, stack in enumerate(order):
+        for idx, stack in enumerate(self.runs(order, "update")):
             marker = 1_000_000 + (rnd + 2) * 1_000 + idx  # bulk rows have qty < 1000
 
             async def update_loop(stack: Stack = stack, qty: int = marker) -> None:
@@ -270,9 +313,13 @@ def summarize(
 ) -> dict[str, Any]:
     ops: dict[str, Any] = {}
     for spec in OPS:
-        per_stack = m.throughput.get(spec.name, {})
+        if spec.name not in m.throughput:  # not selected (--ops)
+            continue
+        per_stack = m.throughput[spec.name]
         op_out: dict[str, Any] = {}
         for stack in names:
+            if stack not in per_stack:  # a variant that only runs some ops
+                continue
             values = per_stack[stack]
             entry: dict[str, Any] = {"unit": spec.unit, **_stats(values)}
             for key, ref in (("ratio_vs_orm", REF_ORM), ("ratio_vs_raw", REF_RAW[backend])):
@@ -286,6 +333,15 @@ def summarize(
                 entry[f"{key}_rounds"] = stats["rounds"]
                 entry[f"{key}_min"] = stats["min"]
                 entry[f"{key}_max"] = stats["max"]
+            cpu = m.cpu[spec.name][stack]
+            entry["cpu_us_per_op"] = _stats(cpu)
+            ref_cpu = m.cpu[spec.name].get(REF_ORM)
+            # > 1: the stack spends less client CPU per op than the ORM (same round)
+            entry["cpu_ratio_vs_orm"] = (
+                None
+                if ref_cpu is None
+                else _stats([r / c for r, c in zip(ref_cpu, cpu, strict=True)])["median"]
+            )
             entry["statements_per_op"] = m.statements.get(spec.name, {}).get(stack)
             entry["tx_control_per_op"] = m.tx.get(spec.name, {}).get(stack)
             op_out[stack] = entry
@@ -304,7 +360,7 @@ def print_table(backend: Backend, ops: dict[str, Any]) -> None:
     print(f"\n== {backend}: median throughput (min-max), ratios = stack / reference, same round ==")
     header = (
         f"{'stack':<16} {'median':>12} {'min-max':>21} {'x orm':>6} {'x raw':>6} "
-        f"{'stmt/op':>8} {'tx/op':>6}"
+        f"{'stmt/op':>8} {'tx/op':>6} {'cpu us/op':>10} {'cpu x orm':>9}"
     )
     for name, op in ops.items():
         print(f"\n{name} - {op['what']} (count {op['count']:,}, {op['unit']})")
@@ -318,9 +374,13 @@ def print_table(backend: Backend, ops: dict[str, Any]) -> None:
             print(
                 f"{stack:<16} {e['median']:>12,.0f} {rng:>21} {f(e['ratio_vs_orm']):>6} "
                 f"{f(e['ratio_vs_raw']):>6} {f(e['statements_per_op']):>8} "
-                f"{f(e['tx_control_per_op']):>6}"
+                f"{f(e['tx_control_per_op']):>6} {e['cpu_us_per_op']['median']:>10,.1f} "
+                f"{f(e['cpu_ratio_vs_orm']):>9}"
             )
-    print(f"(x raw = relative to {raw}; x orm = relative to {REF_ORM}; >1 is faster)")
+    print(
+        f"(x raw = relative to {raw}; x orm = relative to {REF_ORM}; >1 is faster; cpu = this "
+        "process's CPU time per op, all threads; cpu x orm = orm cpu / stack cpu)"
+    )
 
 
 def machine_info() -> dict[str, Any]:
@@ -370,6 +430,7 @@ async def run_backend(backend: Backend, args: argparse.Namespace) -> dict[str, A
                 counts,
                 seed=args.seed,
                 warmup_fraction=args.warmup_fraction,
+                ops=args.ops,
             )
             runner.log(f"stacks: {', '.join(s.name for s in stacks)}; counts: {counts}")
             await runner.run_round(-1)
@@ -400,6 +461,7 @@ async def run_backend(backend: Backend, args: argparse.Namespace) -> dict[str, A
             "seed": args.seed,
             "warmup_fraction": args.warmup_fraction,
             "counts": counts,
+            "ops": [spec.name for spec in OPS if spec.name in runner.ops],
             "concurrent_tasks": CONCURRENT_TASKS,
             "pool_size": POOL_SIZE,
             "page_size": PAGE_SIZE,
@@ -427,6 +489,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="comma-separated stack names (default: all that support the backend)",
     )
+    p.add_argument(
+        "--ops",
+        type=lambda s: {x.strip() for x in s.split(",") if x.strip()},
+        default=None,
+        help=f"comma-separated ops (default: all of {', '.join(o.name for o in OPS)})",
+    )
     p.add_argument("--pg-url", help="any database URL on an existing server (default: throwaway)")
     p.add_argument("--sqlite-path", help="new SQLite file to use (default: in a temp dir)")
     p.add_argument("--keep-db", action="store_true", help="do not drop the database afterwards")
@@ -446,6 +514,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.scale <= 0 or args.rounds < 1:
         p.error("--scale must be > 0 and --rounds >= 1")
+    if args.ops is not None and args.ops - {o.name for o in OPS}:
+        p.error(f"unknown op(s): {', '.join(sorted(args.ops - {o.name for o in OPS}))}")
     if args.backend == "both" and "{backend}" not in args.out:
         p.error("--out needs a {backend} placeholder with --backend both")
     return args

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from bench._schema import ItemRow
 
@@ -74,6 +74,14 @@ class Stack(abc.ABC):
     description: ClassVar[str] = ""
     default_enabled: ClassVar[bool] = True
     """False: only runs when named in ``--stacks`` (diagnostic variants)."""
+    ops: ClassVar[frozenset[str] | None] = None
+    """Operations this stack takes part in (``None``: all). A variant that only adds another
+    way of doing one op (e.g. a COPY-based ``bulk_insert``) names just that op; the others are
+    then never called and may simply raise ``NotImplementedError``."""
+
+    @classmethod
+    def runs(cls, op: str) -> bool:
+        return cls.ops is None or op in cls.ops
 
     def __init__(self) -> None:
         self.counter = StatementCounter()
@@ -95,6 +103,18 @@ class Stack(abc.ABC):
     @abc.abstractmethod
     async def bulk_insert(self, rows: Sequence[ItemRow]) -> None:
         """Insert all ``rows`` in one transaction and commit."""
+
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> Any:
+        """Untimed: build what :meth:`bulk_insert_prepared` takes (model objects, tuples...).
+
+        The ``bulk_insert_prebuilt`` op measures only the library's insert path, with the
+        objects already built (``bulk_insert`` times building them too). Default: the rows.
+        """
+        return rows
+
+    async def bulk_insert_prepared(self, prepared: Any) -> None:
+        """Insert what :meth:`prepare_bulk` built, in one transaction, and commit."""
+        await self.bulk_insert(prepared)
 
     @abc.abstractmethod
     async def get(self, item_id: int) -> object:

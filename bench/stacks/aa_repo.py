@@ -61,6 +61,13 @@ class AARepo(SAStack):
         async with self.sessions() as session:
             await self._repo(session).add_many([Item(**r) for r in rows])
 
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[Item]:
+        return [Item(**r) for r in rows]
+
+    async def bulk_insert_prepared(self, prepared: list[Item]) -> None:
+        async with self.sessions() as session:
+            await self._repo(session).add_many(prepared)
+
     async def get(self, item_id: int) -> object:
         async with self.sessions() as session:
             return await self._repo(session).get(item_id)

@@ -74,12 +74,17 @@ class AiosqliteRaw(Stack):
         return new_id
 
     async def bulk_insert(self, rows: Sequence[ItemRow]) -> None:
+        await self.bulk_insert_prepared(self.prepare_bulk(rows))
+
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[tuple[str, int, float, str]]:
+        return [_params(r) for r in rows]
+
+    async def bulk_insert_prepared(self, prepared: list[tuple[str, int, float, str]]) -> None:
         if self.counter.enabled:
             self.counter.statements += 1
             self.counter.tx += 2
-        params = [_params(r) for r in rows]
         async with self._acquire() as conn:
-            await conn.executemany(INSERT, params)
+            await conn.executemany(INSERT, prepared)
             await conn.commit()
 
     # execute_fetchall: one hop to the connection thread, and the statement is run to completion

@@ -49,12 +49,17 @@ class AsyncpgRaw(Stack):
         return new_id
 
     async def bulk_insert(self, rows: Sequence[ItemRow]) -> None:
+        await self.bulk_insert_prepared(self.prepare_bulk(rows))
+
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[tuple[object, ...]]:
+        return [(r["name"], r["qty"], r["price"], r["created_at"]) for r in rows]
+
+    async def bulk_insert_prepared(self, prepared: list[tuple[object, ...]]) -> None:
         if self.counter.enabled:
             self.counter.statements += 1
             self.counter.tx += 2
-        args = [(r["name"], r["qty"], r["price"], r["created_at"]) for r in rows]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(INSERT, args)
+            await conn.executemany(INSERT, prepared)
 
     async def get(self, item_id: int) -> object:
         if self.counter.enabled:

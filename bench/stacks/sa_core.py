@@ -28,6 +28,13 @@ class SACore(SAStack):
         async with self.engine.begin() as conn:
             await conn.execute(insert(item), [dict(r) for r in rows])
 
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[dict[str, object]]:
+        return [dict(r) for r in rows]
+
+    async def bulk_insert_prepared(self, prepared: list[dict[str, object]]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(item), prepared)
+
     async def get(self, item_id: int) -> object:
         async with self.engine.connect() as conn:
             result = await conn.execute(select(item).where(item.c.id == item_id))

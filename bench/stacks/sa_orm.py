@@ -51,6 +51,13 @@ class SAOrm(SAStack):
         async with self.sessions.begin() as session:
             session.add_all([Item(**r) for r in rows])
 
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[Item]:
+        return [Item(**r) for r in rows]
+
+    async def bulk_insert_prepared(self, prepared: list[Item]) -> None:
+        async with self.sessions.begin() as session:
+            session.add_all(prepared)
+
     async def get(self, item_id: int) -> object:
         async with self.sessions() as session:
             obj = await session.get(Item, item_id)

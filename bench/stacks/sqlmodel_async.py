@@ -58,6 +58,14 @@ class SQLModelAsync(SAStack):
             session.add_all([Item(**r) for r in rows])
             await session.commit()
 
+    def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[Item]:
+        return [Item(**r) for r in rows]
+
+    async def bulk_insert_prepared(self, prepared: list[Item]) -> None:
+        async with self._session() as session:
+            session.add_all(prepared)
+            await session.commit()
+
     async def get(self, item_id: int) -> object:
         async with self._session() as session:
             obj = await session.get(Item, item_id)

@@ -1,0 +1,139 @@
+"""Markdown tables from bench/results/*.json (what docs/performance.md shows).
+
+python -m bench.report                 # all tables, from bench/results
+python -m bench.report --dir /tmp/x    # from another results directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _f(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def data_tables(result: dict[str, Any]) -> str:
+    backend = result["backend"]
+    raw = result["config"]["reference_raw"]
+    out = [
+        f"#### {backend}: {result['config']['rounds']} rounds, {result['timestamp']}",
+        "",
+        f"Median (min-max) per round; **x ORM** / **x {raw}** = throughput ratio in the same "
+        "round (median over rounds, >1 faster); **CPU/op** = this process's CPU time per op "
+        "(bulk: per 20,000 rows) and **CPU x ORM** = ORM CPU / stack CPU (>1 cheaper); "
+        "statements and BEGIN/COMMIT/ROLLBACK per op from the warm-up round.",
+        "",
+    ]
+    for name, op in result["ops"].items():
+        out += [
+            f"**{name}** - {op['what']} ({op['count']:,}, {op['unit']})",
+            "",
+            f"| stack | median | min-max | x ORM | x {raw} | CPU/op (us) | CPU x ORM "
+            "| stmts/op | tx/op |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for stack, e in op["stacks"].items():
+            bold = "**" if stack.startswith("sqlmosaic") else ""
+            out.append(
+                f"| {bold}{stack}{bold} | {e['median']:,.0f} | {e['min']:,.0f}-{e['max']:,.0f} "
+                f"| {_f(e['ratio_vs_orm'])} | {_f(e['ratio_vs_raw'])} "
+                f"| {e['cpu_us_per_op']['median']:,.0f} | {_f(e['cpu_ratio_vs_orm'])} "
+                f"| {_f(e['statements_per_op'], 'g')} | {_f(e['tx_control_per_op'], 'g')} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def startup_table(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    out = [
+        f"{cfg['plugins']} plugins x {cfg['tables_per_plugin']} tables, "
+        f"{cfg['processes_per_mode']} fresh processes per mode, {result['timestamp']}. Seconds, "
+        "median (min-max) over processes.",
+        "",
+        "| mode | import sqlmosaic | import the plugins | load_plugins (cold) | "
+        "load_plugins (warm) | full GC pass afterwards | target ≤ 0.5 s |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for mode, r in result["modes"].items():
+        cold, warm = r["load_plugins_cold_seconds"], r["load_plugins_warm_seconds"] or {}
+        out.append(
+            f"| {mode} | {r['sqlmosaic_import_seconds']['median']:.3f} "
+            f"| {r['plugin_import_seconds']['median']:.3f} "
+            f"| {cold['median']:.3f} ({cold['min']:.3f}-{cold['max']:.3f}) "
+            f"| {_f(warm.get('median'), '.3f')} "
+            f"| {r['full_gc_after_seconds']['median']:.3f} "
+            f"| {'met' if r['target_met'] else 'missed'} |"
+        )
+    return "\n".join(out)
+
+
+def check_table(result: dict[str, Any]) -> str:
+    out = [
+        f"{result['config']['schema']}; {result['timestamp']}. Seconds, median (min-max).",
+        "",
+        "| tables | plugins | check() | per table | orphans() | `mosaic db check` (CLI, "
+        "new process) | autogenerate | upgrade |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["sizes"].values():
+        c, cli = r["check"], r.get("cli")
+        cli_text = f"{cli['median']:.2f} ({cli['min']:.2f}-{cli['max']:.2f})" if cli else "-"
+        out.append(
+            f"| {r['tables']:,} | {r['plugins']} | {c['median']:.2f} ({c['min']:.2f}-"
+            f"{c['max']:.2f}) | {c['median'] / r['tables'] * 1000:.1f} ms "
+            f"| {r['orphans']['median']:.3f} | {cli_text} | {r['autogenerate_seconds']:.2f} "
+            f"| {r['upgrade_seconds']:.2f} |"
+        )
+    return "\n".join(out)
+
+
+def fixtures_table(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    out = [
+        f"N = {cfg['n']} isolated sessions, {cfg['clones']} clones; {result['timestamp']}. "
+        "Milliseconds per test.",
+        "",
+        "| backend | what | median | p90 | min | max |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for backend, r in result["results"].items():
+        for name, s in r.items():
+            if isinstance(s, dict):
+                out.append(
+                    f"| {backend} | {name} | {s['median_ms']:.2f} | {s['p90_ms']:.2f} "
+                    f"| {s['min_ms']:.2f} | {s['max_ms']:.2f} |"
+                )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
+    p.add_argument("--dir", default=str(RESULTS))
+    args = p.parse_args(argv)
+    d = Path(args.dir)
+    sections: list[str] = []
+    for backend in ("postgres", "sqlite"):
+        path = d / f"data-{backend}.json"
+        if path.exists():
+            sections.append(data_tables(json.loads(path.read_text())))
+    for name, fn in (
+        ("startup", startup_table),
+        ("check", check_table),
+        ("fixtures", fixtures_table),
+    ):
+        path = d / f"{name}.json"
+        if path.exists():
+            sections.append(f"#### {name}\n\n" + fn(json.loads(path.read_text())))
+    print("\n\n".join(sections))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
