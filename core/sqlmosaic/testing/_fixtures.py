@@ -11,7 +11,6 @@ fixtures, so that the event loop is never blocked by the fixtures themselves.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from .._settings import MosaicSettings
 
 __all__ = ["marker_plugins"]
-
-_ENGINE_LOOP = pytest.StashKey[asyncio.AbstractEventLoop]()
 
 
 def marker_plugins(node: pytest.Item | pytest.Collector) -> dict[str, object]:
@@ -97,11 +94,8 @@ def _mosaic_new_engine(mosaic_settings: MosaicSettings) -> AsyncEngine:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def mosaic_engine(
-    request: pytest.FixtureRequest, _mosaic_new_engine: AsyncEngine
-) -> AsyncIterator[AsyncEngine]:
+async def mosaic_engine(_mosaic_new_engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
     """The session's AsyncEngine for ``mosaic_url`` (sqlmosaic.create_engine); disposed at end."""
-    request.config.stash[_ENGINE_LOOP] = asyncio.get_running_loop()
     try:
         yield _mosaic_new_engine
     finally:
