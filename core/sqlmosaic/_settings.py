@@ -61,10 +61,17 @@ class MosaicSettings(BaseSettings):
     pool_recycle: int = Field(default=1800, ge=-1)
     echo: bool = False
     statement_timeout: float | None = Field(
-        default=None, gt=0, description="PostgreSQL statement_timeout for app sessions, seconds."
+        default=60.0,
+        gt=0,
+        description="PostgreSQL statement_timeout for app sessions, seconds (server-side).",
     )
     command_timeout: float | None = Field(
-        default=60.0, gt=0, description="asyncpg client-side timeout per statement, seconds."
+        default=None,
+        gt=0,
+        description=(
+            "asyncpg client-side timeout per statement, seconds (off by default: it arms a "
+            "timer per statement; statement_timeout bounds queries on the server for free)."
+        ),
     )
     connect_timeout: float = Field(default=10.0, gt=0)
     application_name: str = Field(default="sqlmosaic", min_length=1, max_length=63)

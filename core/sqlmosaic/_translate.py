@@ -189,6 +189,10 @@ def translate_error(exc: BaseException) -> MosaicError | None:
                 return DatabaseUnavailableError(
                     f"database unavailable ({name or type(_driver_error(exc) or exc).__name__})"
                 )
+        if state == "57014":  # query_canceled: statement_timeout, or a cancel request
+            return DatabaseUnavailableError(
+                "the database cancelled the statement (statement_timeout or a cancel request)"
+            )
         missing = _missing_table(exc, state)
         if missing is not None:
             return RepositoryError(

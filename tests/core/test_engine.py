@@ -60,13 +60,17 @@ async def test_postgres_engine_options(pg_engine: AsyncEngine) -> None:
         assert await conn.scalar(text("SHOW statement_timeout")) == "1500ms"
 
 
-async def test_default_application_name(mosaic_pg_url: str) -> None:
+async def test_default_application_name_and_timeouts(mosaic_pg_url: str) -> None:
     engine = create_engine(MosaicSettings.load(database_url=mosaic_pg_url))
     try:
         async with engine.connect() as conn:
             name = await conn.scalar(
                 text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
             )
+            # the server bounds every statement (60 s); no client-side timer per statement
+            assert await conn.scalar(text("SHOW statement_timeout")) == "1min"
+            raw = await conn.get_raw_connection()
+            assert raw.driver_connection._config.command_timeout is None  # type: ignore[union-attr]
         assert name == "sqlmosaic"
     finally:
         await engine.dispose()

@@ -282,6 +282,27 @@ async def test_hung_statement_hits_command_timeout(mosaic_pg_url: str) -> None:
         await engine.dispose()
 
 
+@pg_only
+async def test_statement_timeout_is_a_typed_error_and_the_unit_rolls_back(
+    mosaic_pg_url: str,
+) -> None:
+    engine = create_engine(MosaicSettings.load(database_url=mosaic_pg_url, statement_timeout=0.2))
+    factory = create_session_factory(engine)
+    try:
+        async with factory() as session:
+            started = time.monotonic()
+            with pytest.raises(DatabaseUnavailableError) as info:
+                async with transaction(session):
+                    await UserRepository(session).add(User(email="slow@example.com", name="Slow"))
+                    await SleepyUsers(session).sleep(5)
+            assert time.monotonic() - started < 3
+            assert "statement_timeout" in str(info.value)
+            async with transaction(session):  # the insert before the timeout was rolled back
+                assert not await UserRepository(session).exists(where={"email": "slow@example.com"})
+    finally:
+        await engine.dispose()
+
+
 @sqlite_only
 async def test_sqlite_write_lock_held_past_busy_timeout(
     mosaic_fresh_url: str, fresh_engine: AsyncEngine
