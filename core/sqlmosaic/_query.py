@@ -14,7 +14,7 @@ import decimal
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Column, ColumnElement, and_, or_
@@ -101,23 +101,76 @@ class SortKey:
         return f"-{self.name}" if self.descending else self.name
 
 
-@dataclass(slots=True)
 class Page(Generic[T]):
     """A page of results.
 
     ``total`` is set when asked for (one extra COUNT statement). ``next_cursor`` is set when more
-    rows follow; pass it back as ``after=`` to get the next page (keyset pagination).
+    rows follow; pass it back as ``after=`` to get the next page (keyset pagination). The cursor
+    string is encoded on first access (a page read by offset never pays for it).
     """
 
-    items: list[T]
-    limit: int
-    offset: int = 0
-    total: int | None = None
-    next_cursor: str | None = None
-    sort: tuple[str, ...] = field(default_factory=tuple)
+    __slots__ = ("_cursor", "_cursor_payload", "items", "limit", "offset", "sort", "total")
+
+    def __init__(
+        self,
+        items: list[T],
+        limit: int,
+        offset: int = 0,
+        total: int | None = None,
+        next_cursor: str | None = None,
+        sort: tuple[str, ...] = (),
+    ) -> None:
+        self.items = items
+        self.limit = limit
+        self.offset = offset
+        self.total = total
+        self.sort = sort
+        self._cursor = next_cursor
+        self._cursor_payload: dict[str, Any] | None = None
+
+    @classmethod
+    def _with_cursor_values(
+        cls,
+        items: list[T],
+        keys: Sequence[SortKey],
+        values: Sequence[Any],
+        **kwargs: Any,
+    ) -> Page[T]:
+        """A page whose ``next_cursor`` is made from ``values`` when first read (the values are
+        checked now, so an unsupported type fails here, at the repository)."""
+        page = cls(items, **kwargs)
+        page._cursor_payload = _cursor_payload(keys, values)
+        return page
+
+    @property
+    def next_cursor(self) -> str | None:
+        if self._cursor is None and self._cursor_payload is not None:
+            self._cursor = _dump_cursor(self._cursor_payload)
+            self._cursor_payload = None
+        return self._cursor
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Page):
+            return NotImplemented
+        return (
+            self.items == other.items
+            and self.limit == other.limit
+            and self.offset == other.offset
+            and self.total == other.total
+            and self.next_cursor == other.next_cursor
+            and self.sort == other.sort
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return (
+            f"Page(items={self.items!r}, limit={self.limit!r}, offset={self.offset!r}, "
+            f"total={self.total!r}, next_cursor={self.next_cursor!r}, sort={self.sort!r})"
+        )
 
 
 def parse_filters(where: Mapping[str, Any] | None, filters: Sequence[Filter] = ()) -> list[Filter]:
@@ -222,10 +275,17 @@ def _decode_value(value: Any) -> Any:
     raise ValueError("unknown cursor value")
 
 
-def encode_cursor(keys: Sequence[SortKey], values: Sequence[Any]) -> str:
-    payload = {"s": [k.spec for k in keys], "v": [_encode_value(v) for v in values]}
+def _cursor_payload(keys: Sequence[SortKey], values: Sequence[Any]) -> dict[str, Any]:
+    return {"s": [k.spec for k in keys], "v": [_encode_value(v) for v in values]}
+
+
+def _dump_cursor(payload: dict[str, Any]) -> str:
     raw = json.dumps(payload, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def encode_cursor(keys: Sequence[SortKey], values: Sequence[Any]) -> str:
+    return _dump_cursor(_cursor_payload(keys, values))
 
 
 def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Table, and_, func, inspect
+from sqlalchemy import Column, ColumnElement, Integer, Table, and_, bindparam, func, inspect
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert as sa_insert
@@ -26,18 +26,20 @@ from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Result
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.base import Executable
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from ._exceptions import ConfigurationError, InvalidQueryError, MosaicError, NotFoundError
+from ._plans import ModelPlan, model_plan
 from ._query import (
     Filter,
     Page,
+    SortKey,
     build_filters,
     decode_cursor,
-    encode_cursor,
     keyset_condition,
     parse_filters,
     parse_sort,
@@ -52,6 +54,8 @@ R = TypeVar("R")
 
 
 _TRANSLATED = "__mosaic_translated__"
+#: At most this many entries in a repository class's cache (sorts are cached per spelling).
+_SORT_CACHE_SIZE = 256
 
 
 def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -194,6 +198,43 @@ class Repository(Generic[ModelT]):
             pk = cache[key] = tuple(inspect(cls.model).primary_key)
         return pk
 
+    @classmethod
+    def _plan(cls) -> ModelPlan:
+        cache = cls._introspection_cache()
+        key = ("plan", cls.model)
+        plan: ModelPlan | None = cache.get(key)
+        if plan is None:
+            plan = cache[key] = model_plan(cls.model)
+        return plan
+
+    @classmethod
+    def _sorted_select(
+        cls, order_by: Sequence[str] | str | None
+    ) -> tuple[builtins.list[SortKey], SelectOfScalar[Any]]:
+        """The resolved sort keys and ``SELECT model ORDER BY ... LIMIT :l OFFSET :o``.
+
+        Cached per sort (up to ``_SORT_CACHE_SIZE`` sorts per repository class): a page is then
+        the cached statement plus its filters, with limit and offset as bound parameters.
+        """
+        spec = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
+        cache = cls._introspection_cache()
+        key = ("sorted", cls.model, cls.hidden_fields, cls.sort_fields, spec)
+        found: tuple[builtins.list[SortKey], SelectOfScalar[Any]] | None = cache.get(key)
+        if found is None:
+            keys = parse_sort(
+                spec, cls.columns(), cls.allowed_sorts(), cls.model.__name__, cls.primary_key()
+            )
+            stmt: SelectOfScalar[Any] = (
+                select(cls.model)
+                .order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
+                .limit(bindparam("mosaic_limit", type_=Integer))
+                .offset(bindparam("mosaic_offset", type_=Integer))
+            )
+            found = (keys, stmt)
+            if len(cache) < _SORT_CACHE_SIZE:
+                cache[key] = found
+        return found
+
     def _pk_clause(self, pk: Any) -> ColumnElement[bool]:
         keys = self.primary_key()
         values = pk if isinstance(pk, tuple) else (pk,)
@@ -226,20 +267,43 @@ class Repository(Generic[ModelT]):
 
     # ----------------------------------------------------------------- reads
 
+    async def _lookup(self, pk: Any) -> ModelT | None:
+        """``Session.get`` without rebuilding its statement per call (see ``_plans``): the
+        identity map, then the model's cached primary-key SELECT."""
+        plan = self._plan()
+        values = pk if type(pk) is tuple else (pk,)
+        if all(v is None for v in values):
+            return None  # a key that no row can have (Session.get warns and returns None)
+        if len(values) == len(plan.pk_params) and not any(v is None for v in values):
+            try:
+                obj = self.session.sync_session.identity_map.get(plan.identity_key(values))
+            except TypeError:  # unhashable: let Session.get say what is wrong
+                obj = None
+            else:
+                if obj is None:
+                    result = await self.session.exec(
+                        plan.get_statement, params=plan.get_params(values)
+                    )
+                    return typing.cast("ModelT | None", result.one_or_none())
+                if isinstance(obj, self.model) and not instance_state(obj).expired:
+                    return typing.cast("ModelT", obj)
+        # expired in the identity map, or an unusual key: SQLAlchemy's own path
+        return typing.cast("ModelT | None", await self.session.get(self.model, pk))
+
     @_translated
     async def get(self, pk: Any) -> ModelT:
         """The row with primary key ``pk``; :class:`NotFoundError` when there is none."""
-        obj = await self.session.get(self.model, pk)
+        obj = await self._lookup(pk)
         if obj is None:
             raise NotFoundError(
                 f"{self.model.__name__} {pk!r} not found", model=self.model.__name__, key=pk
             )
-        return typing.cast("ModelT", obj)
+        return obj
 
     @_translated
     async def get_or_none(self, pk: Any) -> ModelT | None:
         """The row with primary key ``pk``, or ``None``."""
-        return typing.cast("ModelT | None", await self.session.get(self.model, pk))
+        return await self._lookup(pk)
 
     @_translated
     async def list(
@@ -266,36 +330,31 @@ class Repository(Generic[ModelT]):
             raise InvalidQueryError("offset must not be negative", field="offset")
         if after is not None and offset:
             raise InvalidQueryError("use either offset or after, not both", field="after")
-        conditions = self._where(where, filters)
-        keys = parse_sort(
-            order_by, self.columns(), self.allowed_sorts(), self.model.__name__, self.primary_key()
-        )
+        conditions = self._where(where, filters) if where or filters else []
+        keys, stmt = self._sorted_select(order_by)
         page_conditions = list(conditions)
         if after is not None:
             page_conditions.append(keyset_condition(keys, decode_cursor(after, keys)))
-        stmt = (
-            select(self.model)
-            .where(*page_conditions)
-            .order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
-            .limit(limit + 1)
-            .offset(offset)
-        )
-        rows = builtins.list((await self.session.exec(stmt)).all())
+        if page_conditions:
+            stmt = stmt.where(*page_conditions)
+        params = {"mosaic_limit": limit + 1, "mosaic_offset": offset}
+        rows = builtins.list((await self.session.exec(stmt, params=params)).all())
         more = len(rows) > limit
         items = typing.cast("builtins.list[ModelT]", rows[:limit])
-        cursor = None
+        total = await self._count(conditions) if with_total else None
+        sort = tuple(k.spec for k in keys)
         if more and items:
             last = items[-1]
-            cursor = encode_cursor(keys, [getattr(last, k.column.key) for k in keys])
-        total = await self._count(conditions) if with_total else None
-        return Page(
-            items,
-            limit=limit,
-            offset=offset,
-            total=total,
-            next_cursor=cursor,
-            sort=tuple(k.spec for k in keys),
-        )
+            return Page._with_cursor_values(
+                items,
+                keys,
+                [getattr(last, k.column.key) for k in keys],
+                limit=limit,
+                offset=offset,
+                total=total,
+                sort=sort,
+            )
+        return Page(items, limit=limit, offset=offset, total=total, sort=sort)
 
     async def _count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
         stmt = select(func.count()).select_from(self.table()).where(*conditions)
@@ -316,9 +375,23 @@ class Repository(Generic[ModelT]):
 
     @_translated
     async def add(self, obj: ModelT) -> ModelT:
-        """Insert ``obj`` (one ``INSERT ... RETURNING``); constraint errors raise here."""
-        self.session.add(obj)
-        await self.session.flush()
+        """Insert ``obj`` now (one ``INSERT ... RETURNING``); constraint errors raise here.
+
+        ``obj`` comes back persistent, with its primary key and every database- or
+        default-filled column set. A plain new row takes one cached Core INSERT; anything a
+        flush would do more (related objects, other pending changes, flush listeners) takes
+        the session's flush (see ``_plans``).
+        """
+        session = self.session.sync_session
+        plan = self._plan()
+        if not isinstance(obj, self.model) or not plan.can_insert_directly(session, (obj,)):
+            self.session.add(obj)
+            await self.session.flush()
+            return obj
+        row = plan.insert_row(obj)
+        stmt, returned = plan.insert_statement(tuple(row))
+        result = await self.session.exec(typing.cast(Any, stmt), params=row)
+        plan.register(session, (obj,), returned, (result.one(),))
         return obj
 
     @_translated
@@ -326,57 +399,40 @@ class Repository(Generic[ModelT]):
         """Insert ``objs`` in batched multi-row ``INSERT ... RETURNING`` statements.
 
         The rows go through one Core executemany ("insertmanyvalues": about 1,000 rows per
-        statement on PostgreSQL and SQLite alike), the generated primary keys come back in
-        parameter order, and the given objects are attached to the session as persistent, so
-        no per-object unit-of-work flush runs. (The ORM's own path sends one INSERT per row on
-        SQLite.)
+        statement on PostgreSQL and SQLite alike), the generated keys and defaults come back in
+        parameter order, and the objects are registered with the session as a flush would
+        (persistent; transient again if the transaction rolls back). The ORM's own path sends
+        one INSERT per row on SQLite; it is taken only when a flush would do more than insert
+        these rows (see :meth:`add`).
         """
         items = builtins.list(objs)
         if not items:
             return items
-        mapper = inspect(self.model)
-        pk_cols = self.primary_key()
-        pk_set = set(pk_cols)
-        # (attribute key, column key, omit when None) computed once per call. As the ORM does,
-        # a None primary key or a None column that has a default is left out, so the database
-        # (or the column default) fills it in.
-        attrs = [
-            (
-                attr.key,
-                attr.columns[0].key,
-                attr.columns[0] in pk_set
-                or attr.columns[0].default is not None
-                or attr.columns[0].server_default is not None,
-            )
-            for attr in mapper.column_attrs
-        ]
-        pk_keys = [mapper.get_property_by_column(column).key for column in pk_cols]
-        groups: dict[tuple[str, ...], builtins.list[tuple[ModelT, dict[str, Any]]]] = {}
         for obj in items:
             if not isinstance(obj, self.model):
                 raise InvalidQueryError(
                     f"add_many takes {self.model.__name__} objects, got {type(obj).__name__}",
                     field="objs",
                 )
-            # A new object keeps its loaded values in its __dict__; read the rest the usual way.
-            state = obj.__dict__
-            row = {
-                column_key: value
-                for key, column_key, omit_none in attrs
-                if (value := state[key] if key in state else getattr(obj, key)) is not None
-                or not omit_none
-            }
-            groups.setdefault(tuple(row), []).append((obj, row))
-        table = self.table()
-        add = self.session.add
-        for members in groups.values():
-            stmt = sa_insert(table).returning(*pk_cols, sort_by_parameter_order=True)
-            result = await self.session.exec(stmt, params=[row for _, row in members])
-            for (obj, _), keys in zip(members, result.all(), strict=True):
-                for key, value in zip(pk_keys, keys, strict=True):
-                    setattr(obj, key, value)
-                make_transient_to_detached(obj)
-                add(obj)
+        session = self.session.sync_session
+        plan = self._plan()
+        if not plan.can_insert_directly(session, items):
+            self.session.add_all(items)
+            await self.session.flush()
+            return items
+        groups: dict[tuple[str, ...], tuple[builtins.list[ModelT], builtins.list[Any]]] = {}
+        insert_row = plan.insert_row
+        for obj in items:
+            row = insert_row(obj)
+            group = groups.get(keys := tuple(row))
+            if group is None:
+                group = groups[keys] = ([], [])
+            group[0].append(obj)
+            group[1].append(row)
+        for keys, (members, rows) in groups.items():
+            stmt, returned = plan.insert_statement(keys)
+            result = await self.session.exec(typing.cast(Any, stmt), params=rows)
+            plan.register(session, members, returned, result.all())
         return items
 
     @_translated
