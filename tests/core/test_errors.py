@@ -290,11 +290,15 @@ async def test_statement_timeout_is_a_typed_error_and_the_unit_rolls_back(
     factory = create_session_factory(engine)
     try:
         async with factory() as session:
-            started = time.monotonic()
-            with pytest.raises(DatabaseUnavailableError) as info:
+
+            async def insert_then_hang() -> None:
                 async with transaction(session):
                     await UserRepository(session).add(User(email="slow@example.com", name="Slow"))
                     await SleepyUsers(session).sleep(5)
+
+            started = time.monotonic()
+            with pytest.raises(DatabaseUnavailableError) as info:
+                await insert_then_hang()
             assert time.monotonic() - started < 3
             assert "statement_timeout" in str(info.value)
             async with transaction(session):  # the insert before the timeout was rolled back

@@ -31,7 +31,9 @@ class Shelf(_Base, table=True):
     id: int | None = Field(default=None, primary_key=True)
     label: str = Field(max_length=50, unique=True)
     # filled by the database: the object must come back with it (RETURNING), as after a flush
-    code: str | None = Field(default=None, max_length=10, sa_column_kwargs={"server_default": "S-1"})
+    code: str | None = Field(
+        default=None, max_length=10, sa_column_kwargs={"server_default": "S-1"}
+    )
     books: list["Book"] = Relationship(back_populates="shelf")
 
 
@@ -43,7 +45,8 @@ class Book(_Base, table=True):
     title: str = Field(max_length=50)
     pages: int = 0
     double_pages: int | None = Field(
-        default=None, sa_column=Column(Integer, Computed("pages * 2", persisted=True), nullable=True)
+        default=None,
+        sa_column=Column(Integer, Computed("pages * 2", persisted=True), nullable=True),
     )
     shelf: Optional["Shelf"] = Relationship(back_populates="books")
 
@@ -114,11 +117,15 @@ async def test_rolled_back_add_leaves_the_objects_transient_like_the_orm(
 ) -> None:
     shelf = Shelf(label="gone")
     books = [Book(title=f"b{i}") for i in range(3)]
-    with pytest.raises(RuntimeError):
+
+    async def add_then_fail() -> None:
         async with transaction(mosaic_session):
             await ShelfRepository(mosaic_session).add(shelf)
             await BookRepository(mosaic_session).add_many(books)
             raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await add_then_fail()
     for obj in (shelf, *books):
         state = inspect(obj)
         assert state.transient, state
