@@ -10,17 +10,14 @@ read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
-from sqlalchemy.util.concurrency import await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._settings import MosaicSettings
@@ -30,6 +27,8 @@ __all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory"]
 #: Connection execution option read by the SQLite ``begin`` listener: ``"DEFERRED"`` (default)
 #: or ``"IMMEDIATE"`` (units of work that write take the write lock up front).
 SQLITE_BEGIN_OPTION = "mosaic_sqlite_begin"
+#: Where the mode is kept for the current checkout: the pool record's ``info`` (reset at checkin).
+_BEGIN_MODE_KEY = "mosaic_sqlite_begin_mode"
 
 
 def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
@@ -92,22 +91,37 @@ def _sqlite_options(settings: MosaicSettings) -> dict[str, Any]:
     database = settings.url.database
     if not database or database == ":memory:":
         # One shared connection, or every session would see its own empty database.
-        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        return {
+            "poolclass": StaticPool,
+            "connect_args": {"check_same_thread": False, "factory": DeferredBeginConnection},
+        }
     return {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
-        "connect_args": {"timeout": settings.sqlite_busy_timeout},
+        "connect_args": {
+            "timeout": settings.sqlite_busy_timeout,
+            "factory": DeferredBeginConnection,
+        },
     }
 
 
 def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0) -> None:
     """Fix pysqlite's transaction handling on ``engine`` and set the connection pragmas.
 
+    SQLAlchemy, not pysqlite, starts transactions: the dialect's ``do_begin`` (a no-op for
+    pysqlite) leaves ``BEGIN DEFERRED`` or, for a connection with the execution option
+    :data:`SQLITE_BEGIN_OPTION` ``"IMMEDIATE"``, ``BEGIN IMMEDIATE`` to be sent with the
+    transaction's first statement (see :class:`DeferredBeginConnection`). SAVEPOINTs then work,
+    DDL is transactional, and a unit of work holds the write lock from its first statement.
+    No connection event listener is installed: SQLAlchemy runs its per-statement event dispatch
+    only on engines that have one (~5 % of a short read).
+
     Idempotent: installing twice on the same engine is a no-op.
     """
     sync_engine = engine.sync_engine
-    if sync_engine.dialect.name != "sqlite" or event.contains(sync_engine, "begin", _sqlite_begin):
+    dialect = sync_engine.dialect
+    if dialect.name != "sqlite" or has_deferred_begin(sync_engine):
         return
     in_memory = sync_engine.url.database in (None, "", ":memory:")
 
@@ -127,8 +141,24 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
         finally:
             cursor.close()
 
-    event.listen(sync_engine, "begin", _sqlite_begin)
-    event.listen(sync_engine, "handle_error", _sqlite_keep_connection_on_cancel)
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(_BEGIN_MODE_KEY, None)  # a mode set by one checkout never leaks on
+
+    set_options = dialect.set_connection_execution_options
+
+    def set_connection_execution_options(connection: Connection, opts: Any) -> None:
+        mode = opts.get(SQLITE_BEGIN_OPTION)
+        if mode is not None:
+            if mode not in ("DEFERRED", "IMMEDIATE"):
+                raise ValueError(f"{SQLITE_BEGIN_OPTION} must be DEFERRED or IMMEDIATE: {mode!r}")
+            connection.connection.info[_BEGIN_MODE_KEY] = mode
+        set_options(connection, opts)
+
+    # Instance attributes of this engine's own dialect object (SQLAlchemy builds one per
+    # engine); the class and every other engine are untouched.
+    dialect.set_connection_execution_options = set_connection_execution_options  # type: ignore[method-assign]
+    dialect.do_begin = _do_begin  # type: ignore[method-assign,assignment]
     # Batch ORM inserts: SQLAlchemy sends one INSERT per row on SQLite when it needs the new
     # primary keys back in order, because it does not treat SQLite's integer primary key as an
     # "implicit sentinel". SQLite assigns a rowid table's new keys in increasing order of the
@@ -136,65 +166,94 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
     # parameter order: let ``insertmanyvalues`` batch (``add_many`` of 500 rows: a few INSERTs).
     # IDENTITY too: SQLite ignores ``Identity()`` (such a column is the same INTEGER PRIMARY KEY
     # rowid alias), but SQLAlchemy characterizes it as an identity sentinel, not autoincrement.
-    sync_engine.dialect.insertmanyvalues_implicit_sentinel = (
+    dialect.insertmanyvalues_implicit_sentinel = (
         InsertmanyvaluesSentinelOpts.AUTOINCREMENT | InsertmanyvaluesSentinelOpts.IDENTITY
     )
 
 
-def _sqlite_keep_connection_on_cancel(context: ExceptionContext) -> None:
-    """Do not invalidate an aiosqlite connection whose task was cancelled mid-statement.
+def has_deferred_begin(sync_engine: Any) -> bool:
+    """Whether :func:`install_sqlite_listeners` set ``sync_engine`` up (sqlmosaic emits BEGIN)."""
+    return getattr(sync_engine.dialect, "do_begin", None) is _do_begin
 
-    SQLAlchemy invalidates (closes) a connection when a ``CancelledError`` interrupts a
-    statement, because the state of a network protocol is then unknown. aiosqlite runs every
-    call in order on its own thread, so the connection stays consistent; but closing it while
-    the cancelled statement still holds its cursor leaves a "zombie" SQLite connection that
-    keeps the transaction, and with it the database's WRITE LOCK, until that cursor is garbage
-    collected: every other writer then fails with "database is locked". Kept, the connection
-    closes the cursor and the unit of work rolls back as usual, which releases the lock.
+
+def _do_begin(pooled: Any) -> None:
+    """``Dialect.do_begin`` of sqlmosaic's SQLite engines: leave the BEGIN for the first statement.
+
+    ``pooled`` is the pool's proxy; its ``dbapi_connection`` is SQLAlchemy's aiosqlite adapter.
     """
-    if context.is_disconnect and isinstance(context.original_exception, asyncio.CancelledError):
-        context.is_disconnect = False
+    adapter = pooled.dbapi_connection
+    statement = f"BEGIN {pooled.info.get(_BEGIN_MODE_KEY, 'DEFERRED')}"
+    raw = getattr(getattr(adapter, "_connection", None), "_connection", None)
+    if isinstance(raw, DeferredBeginConnection):
+        raw.mosaic_pending_begin = statement
+        return
+    # not one of ours (a ``factory`` of the caller's own in connect_args): send it now
+    cursor = adapter.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
-def _sqlite_begin(conn: Connection) -> None:
-    mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
-    statement = f"BEGIN {mode}"
-    if not _begin_in_driver_thread(conn, statement):
-        conn.exec_driver_sql(statement)
+class DeferredBeginCursor(sqlite3.Cursor):
+    """Sends its connection's pending ``BEGIN`` before the statement, in the same call."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> DeferredBeginCursor:
+        connection = self.connection
+        if isinstance(connection, DeferredBeginConnection):
+            connection.send_pending_begin()
+        super().execute(sql, parameters)
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Any, /) -> DeferredBeginCursor:
+        connection = self.connection
+        if isinstance(connection, DeferredBeginConnection):
+            connection.send_pending_begin()
+        super().executemany(sql, seq_of_parameters)
+        return self
 
 
-def _execute_and_close(raw: sqlite3.Connection, statement: str) -> None:
-    raw.execute(statement).close()
+class DeferredBeginConnection(sqlite3.Connection):
+    """A ``sqlite3`` connection whose ``BEGIN`` travels with the transaction's first statement.
 
+    aiosqlite runs every sqlite3 call on its own thread, one trip per call; a ``BEGIN`` of its
+    own was one more trip per transaction (about a sixth of a short read, measured in bench/).
+    The engine's ``do_begin`` leaves the statement here; the next cursor ``execute`` (on the
+    worker thread) sends it first, and a ``commit``/``rollback`` with nothing sent since drops it
+    (nothing to end). The transaction is the same: it starts before its first statement, and
+    ``BEGIN IMMEDIATE`` still takes the write lock before any read.
 
-def _begin_in_driver_thread(conn: Connection, statement: str) -> bool:
-    """Send ``BEGIN`` in ONE trip to aiosqlite's worker thread; False: not possible here.
-
-    ``exec_driver_sql`` takes three trips (cursor, execute, close) plus SQLAlchemy's statement
-    machinery: about a quarter of the CPU time of a short unit of work on SQLite (measured in
-    bench/, see docs/performance.md). When the BEGIN must stay visible (echo on, or a
-    ``before/after_cursor_execute`` listener, such as the test plugin's SQL counter), or the
-    driver is not aiosqlite as expected, the caller takes the normal path.
+    ``close`` rolls back first. SQLAlchemy closes (invalidates) a connection whose statement was
+    interrupted by a ``CancelledError``; a cursor of the cancelled statement may still be open,
+    and closing a connection with an unfinalized statement leaves a "zombie" that keeps its
+    transaction, and with it the database's write lock, until that cursor is garbage collected.
+    Rolled back first, the lock is released at once.
     """
-    if getattr(conn, "_echo", True):
-        return False
-    for dispatch in (conn.dispatch, conn.engine.dispatch):
-        if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-            return False
-    driver = getattr(conn.connection.dbapi_connection, "_connection", None)
-    run = getattr(driver, "_execute", None)
-    try:
-        raw = getattr(driver, "_conn", None)
-    except ValueError:  # aiosqlite: no active connection
-        return False
-    if run is None or not isinstance(raw, sqlite3.Connection):
-        return False
-    try:
-        await_(run(_execute_and_close, raw, statement))
-    except sqlite3.Error as exc:
-        # what exec_driver_sql would raise: sqlalchemy.exc.OperationalError etc., orig = driver
-        # error (its sqlite_errorcode drives translate_error / is_retryable)
-        raise sa_exc.DBAPIError.instance(
-            statement, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
-        ) from exc
-    return True
+
+    mosaic_pending_begin: str | None = None
+
+    def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().cursor(factory or DeferredBeginCursor)
+
+    def send_pending_begin(self) -> None:
+        statement = self.mosaic_pending_begin
+        if statement is not None:
+            self.mosaic_pending_begin = None
+            sqlite3.Cursor(self).execute(statement).close()
+
+    def commit(self) -> None:
+        self.mosaic_pending_begin = None
+        super().commit()
+
+    def rollback(self) -> None:
+        self.mosaic_pending_begin = None
+        super().rollback()
+
+    def close(self) -> None:
+        self.mosaic_pending_begin = None
+        try:
+            if self.in_transaction:
+                super().rollback()
+        except sqlite3.Error:
+            pass  # closing anyway; SQLite rolls back an open transaction on close
+        super().close()

@@ -20,6 +20,7 @@ from sqlmosaic import (
     create_session_factory,
     transaction,
 )
+from sqlmosaic._engine import SQLITE_BEGIN_OPTION, DeferredBeginConnection
 
 
 @pytest.fixture
@@ -116,23 +117,66 @@ async def test_sqlite_connection_pragmas(sqlite_engine: AsyncEngine) -> None:
         assert await conn.scalar(text("SELECT 'ABC' LIKE '%b%'")) == 0  # case-sensitive LIKE
 
 
-@pytest.mark.mosaic_backends("sqlite")  # (mosaic_sql_counter is per backend; run it once)
+@pytest.mark.mosaic_backends("sqlite")
 async def test_sqlite_units_of_work_begin_immediate(
-    sqlite_engine: AsyncEngine, mosaic_sql_counter: Any
+    mosaic_fresh_url: str, fresh_engine: AsyncEngine
 ) -> None:
-    """Writers take the write lock at BEGIN; read-only units begin DEFERRED with query_only."""
-    factory = create_session_factory(sqlite_engine)
-    with mosaic_sql_counter(sqlite_engine) as sql:
+    """A unit of work holds the write lock from its first statement, a read included (BEGIN
+    IMMEDIATE); a read-only unit (BEGIN DEFERRED, query_only) leaves other writers alone."""
+    impatient = create_engine(
+        MosaicSettings.load(database_url=mosaic_fresh_url, sqlite_busy_timeout=0)
+    )
+    insert = "INSERT INTO team (name, created_at) VALUES (:name, '2026-01-01 00:00:00')"
+    factory = create_session_factory(fresh_engine)
+    try:
         async with factory() as session, transaction(session):
             await UserRepository(session).count()
+            async with impatient.connect() as other:
+                with pytest.raises(sa_exc.OperationalError, match="locked"):
+                    await other.execute(text(insert), {"name": "blocked"})
         async with factory() as session, transaction(session, read_only=True):
             await UserRepository(session).count()
-    statements = [s.strip().upper() for s in sql.all_statements]
-    assert statements[0] == "BEGIN IMMEDIATE"
-    assert "BEGIN DEFERRED" in statements
-    assert "PRAGMA QUERY_ONLY=ON" in statements
-    async with sqlite_engine.connect() as conn:
-        assert await conn.scalar(text("PRAGMA query_only")) == 0
+            connection = await session.connection()
+            assert await connection.scalar(text("PRAGMA query_only")) == 1
+            async with impatient.begin() as other:
+                await other.execute(text(insert), {"name": "not blocked"})
+        async with fresh_engine.connect() as conn:
+            assert await conn.scalar(text("PRAGMA query_only")) == 0
+            names = (await conn.execute(text("SELECT name FROM team"))).scalars().all()
+            assert names == ["not blocked"]
+    finally:
+        await impatient.dispose()
+
+
+@pytest.mark.mosaic_backends("sqlite")
+async def test_sqlite_begin_travels_with_the_first_statement(
+    fresh_engine: AsyncEngine,
+) -> None:
+    """No engine event listener (SQLAlchemy's per-statement dispatch stays off); an empty
+    transaction sends nothing; the mode set on one checkout does not leak to the next."""
+    assert not fresh_engine.sync_engine._has_events
+    async with fresh_engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
+        assert isinstance(raw, DeferredBeginConnection)
+        await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+        await conn.begin()
+        assert raw.mosaic_pending_begin == "BEGIN IMMEDIATE"
+        assert not raw.in_transaction
+        await conn.rollback()  # nothing was sent, nothing to end
+        assert raw.mosaic_pending_begin is None
+        await conn.begin()
+        await conn.execute(text("SELECT 1"))
+        assert raw.in_transaction
+        assert raw.mosaic_pending_begin is None
+        await conn.commit()
+    async with fresh_engine.connect() as conn:  # same pooled connection, default mode again
+        assert (await conn.get_raw_connection()).driver_connection._conn is raw  # type: ignore[union-attr]
+        await conn.begin()
+        assert raw.mosaic_pending_begin == "BEGIN DEFERRED"
+        await conn.rollback()
+    with pytest.raises(ValueError, match="DEFERRED or IMMEDIATE"):
+        async with fresh_engine.connect() as conn:
+            await conn.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE; DROP"})
 
 
 async def test_sqlite_in_memory_database() -> None:

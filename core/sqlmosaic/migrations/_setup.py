@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from alembic.config import Config
-from sqlalchemy import MetaData, Table, event
+from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from .._engine import _sqlite_begin, create_engine
+from .._engine import create_engine, has_deferred_begin
 from .._exceptions import MigrationError
 from .._metadata import table_owner
 from .._plugins import PluginSet, load_plugins
@@ -171,4 +171,4 @@ async def connect(engine: AsyncEngine) -> AsyncConnection:
 
 def has_transactional_sqlite(engine: Any) -> bool:
     """Whether ``engine`` (sync) emits its own ``BEGIN`` on SQLite, making DDL transactional."""
-    return bool(event.contains(engine, "begin", _sqlite_begin))
+    return has_deferred_begin(engine)
