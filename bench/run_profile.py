@@ -2,7 +2,7 @@
 
     python -m bench.run_profile --backend sqlite --op get --stacks sa_orm,sqlmosaic
     python -m bench.run_profile --op page --stacks sqlmodel_async,sqlmosaic --profile-dir /tmp/p
-    python -m bench.run_profile --op insert_one --stacks sa_orm,sqlmosaic,sqlmosaic_no_timeout
+    python -m bench.run_profile --op insert_one --stacks sa_orm,sqlmosaic,sqlmosaic_client_timeout
 
 Runs one op of ``run_data`` in a loop for a few stacks (interleaved rounds, 20,000 rows in the
 table), and reports per stack: wall-clock throughput, this process's CPU time per op (steady on
@@ -12,12 +12,11 @@ deterministic measure of how much Python a stack runs). ``--profile-dir`` keeps 
 
 Extra diagnostic variants (not in ``run_data``):
 
-* ``sqlmosaic_no_timeout``: the ``sqlmosaic`` stack with ``command_timeout=None`` (asyncpg then
-  arms no timer per statement), to price sqlmosaic's default 60 s client-side timeout.
-* ``sqlmosaic_begin_via_sql`` (SQLite): the ``sqlmosaic`` stack with its engine's ``BEGIN``
-  sent through ``exec_driver_sql`` (three trips to aiosqlite's thread) instead of the one-trip
-  path, to price that path. It attaches a no-op ``before_cursor_execute`` listener, which is
-  exactly what makes sqlmosaic take the visible (slower) path.
+* ``sqlmosaic_client_timeout``: the ``sqlmosaic`` stack with ``command_timeout=60`` (asyncpg then
+  arms a timer per statement), to price that opt-in client-side timeout.
+* ``sqlmosaic_with_listener``: the ``sqlmosaic`` stack with a no-op ``before_cursor_execute``
+  listener on its engine, to price SQLAlchemy's per-statement event dispatch (which sqlmosaic's
+  engines avoid: they install no connection event listener).
 """
 
 from __future__ import annotations
@@ -38,43 +37,43 @@ from bench._db import Admin, postgres_database, sqlite_database
 from bench._schema import make_rows
 from bench.stacks import DbTarget, Stack, discover
 
-VARIANTS = ("sqlmosaic_no_timeout", "sqlmosaic_begin_via_sql")
+VARIANTS = ("sqlmosaic_client_timeout", "sqlmosaic_with_listener")
 OPS = ("get", "page", "insert_one", "update", "concurrent_get", "bulk_insert")
 
 
 def _variant(name: str) -> Stack:
-    if name == "sqlmosaic_no_timeout":
+    if name == "sqlmosaic_client_timeout":
         from sqlalchemy.ext.asyncio import AsyncEngine
 
         from bench.stacks._base import POOL_SIZE
         from bench.stacks.sqlmosaic import SQLITE_BUSY_TIMEOUT, Sqlmosaic
         from sqlmosaic import MosaicSettings, create_engine
 
-        class NoTimeout(Sqlmosaic):
+        class ClientTimeout(Sqlmosaic):
             def create_engine(self, db: DbTarget) -> AsyncEngine:
                 settings = MosaicSettings.load(
                     database_url=db.sa_url,
                     pool_size=POOL_SIZE,
                     max_overflow=0,
                     sqlite_busy_timeout=SQLITE_BUSY_TIMEOUT,
-                    command_timeout=None,
+                    command_timeout=60,
                 )
                 return create_engine(settings, pool_pre_ping=False)
 
-        NoTimeout.name = name
-        return NoTimeout()
-    if name == "sqlmosaic_begin_via_sql":
+        ClientTimeout.name = name
+        return ClientTimeout()
+    if name == "sqlmosaic_with_listener":
         from sqlalchemy import event
 
         from bench.stacks.sqlmosaic import Sqlmosaic
 
-        class BeginViaSql(Sqlmosaic):
+        class WithListener(Sqlmosaic):
             async def on_setup(self) -> None:
                 await super().on_setup()
                 event.listen(self.engine.sync_engine, "before_cursor_execute", _noop)
 
-        BeginViaSql.name = name
-        return BeginViaSql()
+        WithListener.name = name
+        return WithListener()
     raise SystemExit(f"unknown variant {name!r}")
 
 

@@ -1,15 +1,16 @@
 """sqlmosaic: a ``Repository[Item]`` inside its unit of work (``sqlmosaic.transaction``).
 
 The engine comes from ``sqlmosaic.create_engine`` (what users get: ``hide_parameters``,
-``application_name``, asyncpg ``command_timeout`` 60 s; on SQLite explicit ``BEGIN`` statements,
-``BEGIN IMMEDIATE`` for units of work, foreign keys on, WAL) with the harness's pool rules:
-pool of 10, no overflow, **no pre-ping** (sqlmosaic's default is ``pool_pre_ping=True``) and,
+``application_name``, server-side ``statement_timeout`` 60 s; on SQLite explicit ``BEGIN``
+statements, ``BEGIN IMMEDIATE`` for units of work, foreign keys on, WAL) with the harness's pool
+rules: pool of 10, no overflow, **no pre-ping** (sqlmosaic's default is ``pool_pre_ping=True``) and,
 on SQLite, the harness's 5 s busy timeout. Sessions come from
 ``sqlmosaic.create_session_factory`` (SQLModel ``AsyncSession``, ``expire_on_commit=False``).
 
 * ``insert_one``: ``async with transaction(session): await repo.add(obj)``
-* ``bulk_insert``: ``repo.add_many(objs)`` in one unit of work (batched Core
-  ``INSERT ... RETURNING``, objects attached as persistent)
+* ``bulk_insert``: ``repo.add_many(rows)`` in one unit of work: add_many builds the ``Item``
+  objects from the row mappings, sends batched Core ``INSERT ... RETURNING`` and registers the
+  objects as persistent (the ``sqlmosaic_objects`` stack builds ``Item(**row)`` first instead)
 * ``get``: ``repo.get(pk)`` in its own session (no unit of work: a read)
 * ``page``: ``repo.list(order_by="id", limit=50, offset=x)`` (one SELECT of ``limit + 1`` rows)
 * ``update``: ``repo.update(pk, {"qty": q})`` in a unit of work (one ``UPDATE ... RETURNING``)
@@ -100,8 +101,9 @@ class Sqlmosaic(SAStack):
         return obj.id
 
     async def bulk_insert(self, rows: Sequence[ItemRow]) -> None:
+        # add_many takes the row mappings and builds the Item objects itself
         async with self.sessions() as session, transaction(session):
-            await ItemRepository(session).add_many([Item(**r) for r in rows])
+            await ItemRepository(session).add_many(rows)
 
     def prepare_bulk(self, rows: Sequence[ItemRow]) -> list[Item]:
         return [Item(**r) for r in rows]

@@ -16,26 +16,39 @@ would redo on every call, without changing what the caller gets:
   version counter, no relationship attribute is set, no value is a SQL expression, and no
   ``before_insert``/``after_insert``/``before_flush``/``after_flush`` listener exists. Otherwise
   the repository adds the object and flushes, as before.
+- **add_many of mappings**: the objects ``Model(**mapping)`` would build, with the values put in
+  place directly (as the ORM does for a loaded row) instead of one ``__setattr__`` through
+  pydantic and SQLAlchemy per field; defaults and default factories applied the same way.
+  Taken only for models without field aliases, ``model_post_init``, ``extra="allow"`` or
+  ``init`` listeners of their own; otherwise ``Model(**mapping)`` builds them.
 
-Relies on two long-standing private parts of SQLAlchemy's ``Session`` (``_is_clean`` and
-``_register_persistent``, what ``flush`` itself calls); ``tests/core/test_plans.py`` pins their
-behaviour, and SQLAlchemy is pinned to the 2.1 series.
+Relies on long-standing private parts of SQLAlchemy: ``Session._is_clean``,
+``Session._save_impl`` and ``Session._register_persistent`` (what ``add`` and ``flush`` call),
+and the mapper's own ``init`` listener (``_event_on_init``, told apart from user listeners);
+``tests/core/test_plans.py`` pins their behaviour, and SQLAlchemy is pinned to the 2.1 series.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Insert, Table, and_, bindparam, insert, inspect
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.mapper import _event_on_init
+from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql.elements import ClauseElement
 from sqlmodel import select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from ._exceptions import InvalidQueryError
+
 __all__ = ["ModelPlan", "model_plan"]
+
+#: Marks an optional field whose default must come from its FieldInfo on every call.
+_CALL = object()
 
 #: Bound-parameter names of the cached primary-key SELECT (``pk_0``, ``pk_1``, ... would collide
 #: with nothing a caller can add: the statement is never combined with other criteria).
@@ -62,9 +75,17 @@ class ModelPlan:
     pk_params: tuple[str, ...]
     get_statement: SelectOfScalar[Any]
     attrs: tuple[_Attr, ...]
+    #: (attribute key, column key, omit when None) of every column an INSERT may send
+    sendable: tuple[tuple[str, str, bool], ...]
     relationship_keys: frozenset[str]
     #: the mapper allows the direct INSERT at all (the per-call checks come on top)
     direct_insert: bool
+    #: model fields (pydantic) by name; and whether :meth:`construct` may build instances
+    fields: frozenset[str]
+    fast_construct: bool
+    #: (name, default, FieldInfo) of every optional field: default is the value itself when it
+    #: is an immutable scalar, else ``_CALL`` (ask the FieldInfo: factory, copied default)
+    optional_fields: tuple[tuple[str, Any, Any], ...]
     _inserts: dict[tuple[str, ...], tuple[Insert, tuple[str, ...]]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ get
@@ -100,18 +121,56 @@ class ModelPlan:
                     return False
         return True
 
+    def can_construct(self) -> bool:
+        """Whether :meth:`construct` may build instances now: the model has no field aliases,
+        ``model_post_init``, ``extra="allow"``, and no ``init`` listener of its own."""
+        if not self.fast_construct or not self.mapper.configured:
+            return False
+        return all(fn is _event_on_init for fn in self.mapper.class_manager.dispatch.init)
+
+    def check_fields(self, values: Mapping[str, Any]) -> None:
+        """Every key of ``values`` is a field or relationship of the model, else
+        :class:`InvalidQueryError` naming the first that is not (``Model(**values)`` of a
+        table model would drop it silently)."""
+        fields = self.fields
+        if fields.issuperset(values.keys()):
+            return
+        for name in values:
+            if name not in fields and name not in self.relationship_keys:
+                raise InvalidQueryError(f"{self.model.__name__} has no field {name!r}", field=name)
+
+    def construct(self, values: Mapping[str, Any]) -> Any | None:
+        """A new instance holding ``values``, as ``Model(**values)`` builds it for a table model
+        (no validation; defaults and default factories for the fields not given), without
+        routing every value through pydantic's and SQLAlchemy's ``__setattr__``. Only when
+        :meth:`can_construct` says so.
+
+        ``None`` when only the model's constructor can do it: a relationship among the keys.
+        The keys are checked first (:meth:`check_fields`).
+        """
+        if not self.relationship_keys.isdisjoint(values):
+            return None
+        obj = self.mapper.class_manager.new_instance()
+        data = obj.__dict__
+        for name, default, info in self.optional_fields:
+            if name not in values:
+                data[name] = (
+                    info.get_default(call_default_factory=True) if default is _CALL else default
+                )
+        data.update(values)
+        # SQLModel's __new__ already set __pydantic_extra__/__pydantic_private__ to None
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        return obj
+
     def insert_row(self, obj: Any) -> dict[str, Any]:
         """The INSERT parameters for ``obj``: omitted keys are filled by the database/defaults."""
         values = obj.__dict__
         row: dict[str, Any] = {}
-        for attr in self.attrs:
-            if attr.always_omit:
-                continue
-            key = attr.key
+        for key, column_key, omit_none in self.sendable:
             value = values[key] if key in values else getattr(obj, key)
-            if value is None and attr.omit_none:
+            if value is None and omit_none:
                 continue
-            row[attr.column_key] = value
+            row[column_key] = value
         return row
 
     def insert_statement(self, row_keys: tuple[str, ...]) -> tuple[Insert, tuple[str, ...]]:
@@ -131,13 +190,16 @@ class ModelPlan:
     @staticmethod
     def register(session: Session, objs: Sequence[Any], keys: Sequence[str], rows: Any) -> None:
         """Set the returned values on ``objs`` and make them persistent, as a flush does."""
-        states = set()
+        states: set[InstanceState[Any]] = set()
+        add_state = states.add
+        # Session.add without its save-update cascade walk: can_insert_directly made sure that
+        # no relationship is set, so there is nothing to cascade to.
+        save = session._save_impl
         for obj, row in zip(objs, rows, strict=True):
-            values = obj.__dict__
-            for key, value in zip(keys, row, strict=True):
-                values[key] = value
-            session.add(obj)
-            states.add(instance_state(obj))
+            obj.__dict__.update(zip(keys, row, strict=True))
+            state = instance_state(obj)
+            save(state)
+            add_state(state)
         session._register_persistent(states)
 
 
@@ -177,6 +239,24 @@ def model_plan(model: type[Any]) -> ModelPlan:
         and mapper.version_id_col is None
         and len(mapper.tables) == 1
     )
+    model_fields: dict[str, Any] = dict(getattr(model, "model_fields", {}))
+    optional = []
+    for name, info in model_fields.items():
+        if info.is_required():
+            continue
+        default = info.default
+        immutable = default is None or type(default) in (int, float, str, bool, bytes)
+        plain = info.default_factory is None and immutable
+        optional.append((name, default if plain else _CALL, info))
+    config = getattr(model, "model_config", {})
+    fast_construct = bool(
+        model_fields
+        and not any(info.alias and info.alias != name for name, info in model_fields.items())
+        and config.get("extra") != "allow"
+        and not getattr(model, "__pydantic_post_init__", None)
+        and not getattr(model, "__pydantic_root_model__", False)
+        and set(model_fields) <= {a.key for a in attrs}
+    )
     return ModelPlan(
         model=model,
         mapper=mapper,
@@ -186,6 +266,10 @@ def model_plan(model: type[Any]) -> ModelPlan:
         pk_params=pk_params,
         get_statement=get_statement,
         attrs=tuple(attrs),
+        sendable=tuple((a.key, a.column_key, a.omit_none) for a in attrs if not a.always_omit),
         relationship_keys=frozenset(r.key for r in mapper.relationships),
         direct_insert=direct_insert,
+        fields=frozenset(model_fields),
+        fast_construct=fast_construct,
+        optional_fields=tuple(optional),
     )

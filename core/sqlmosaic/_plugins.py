@@ -9,8 +9,6 @@ their metadata, and returns an immutable :class:`PluginSet`. Any failure raises 
 
 from __future__ import annotations
 
-import functools
-import gc
 import heapq
 import importlib.metadata
 import logging
@@ -18,7 +16,7 @@ import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal
 
 import pluggy
 from sqlalchemy import MetaData, Table
@@ -33,14 +31,13 @@ from ._exceptions import (
     PluginHookError,
     PluginImportError,
 )
+from ._gc import collector_paused
 from ._metadata import build_merged_metadata
 from ._repository import Repository
 
 __all__ = ["PluginInfo", "PluginSet", "SkippedPlugin", "load_plugins", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
-P = ParamSpec("P")
-R = TypeVar("R")
 _log = logging.getLogger("sqlmosaic.plugins")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _ALREADY_DEFINED = re.compile(r"Table '([^']+)' is already defined")
@@ -189,30 +186,10 @@ def _explicit_name(obj: object) -> str:
     )
 
 
-def _collector_paused(fn: Callable[P, R]) -> Callable[P, R]:
-    """Run ``fn`` with Python's cyclic garbage collector paused (then restored as it was).
-
-    Loading copies every table into the merged MetaData: a burst of long-lived objects, which
-    otherwise triggers full collections over the whole heap mid-load. With hundreds of plugins
-    that heap is large (importing 1,000 SQLModel tables leaves ~500,000 tracked objects) and
-    each full pass costs about as much as the load itself (bench/run_startup.py). The
-    collector resumes afterwards and finds nothing to free: the objects built here live on.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if not gc.isenabled():
-            return fn(*args, **kwargs)
-        gc.disable()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            gc.enable()
-
-    return wrapper
-
-
-@_collector_paused
+# Loading copies every table into the merged MetaData: a burst of long-lived objects (importing
+# 1,000 SQLModel tables leaves ~500,000 tracked objects; each full collection mid-load cost about
+# as much as the load itself, bench/run_startup.py).
+@collector_paused
 def load_plugins(
     *,
     allow: Sequence[str] | None = None,

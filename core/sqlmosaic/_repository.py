@@ -33,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from ._exceptions import ConfigurationError, InvalidQueryError, MosaicError, NotFoundError
+from ._gc import paused_collector
 from ._plans import ModelPlan, model_plan
 from ._query import (
     Filter,
@@ -395,44 +396,59 @@ class Repository(Generic[ModelT]):
         return obj
 
     @_translated
-    async def add_many(self, objs: Sequence[ModelT]) -> builtins.list[ModelT]:
-        """Insert ``objs`` in batched multi-row ``INSERT ... RETURNING`` statements.
+    async def add_many(self, objs: Sequence[ModelT | Mapping[str, Any]]) -> builtins.list[ModelT]:
+        """Insert ``objs`` (model objects, or mappings of field values) in batched multi-row
+        ``INSERT ... RETURNING`` statements; returns the objects, persistent, keys set.
 
         The rows go through one Core executemany ("insertmanyvalues": about 1,000 rows per
         statement on PostgreSQL and SQLite alike), the generated keys and defaults come back in
         parameter order, and the objects are registered with the session as a flush would
         (persistent; transient again if the transaction rolls back). The ORM's own path sends
         one INSERT per row on SQLite; it is taken only when a flush would do more than insert
-        these rows (see :meth:`add`).
+        these rows (see :meth:`add`). A mapping becomes the object ``Model(**mapping)`` would
+        be, built without per-attribute ``__setattr__`` calls (an unknown key raises
+        :class:`InvalidQueryError` naming it).
         """
-        items = builtins.list(objs)
+        plan = self._plan()
+        items: builtins.list[ModelT] = []
+        model = self.model
+        construct = plan.construct if plan.can_construct() else None
+        with paused_collector():  # a burst of objects that all live on (see _gc)
+            for entry in objs:
+                if isinstance(entry, model):
+                    items.append(entry)
+                elif isinstance(entry, Mapping):
+                    plan.check_fields(entry)
+                    built = construct(entry) if construct is not None else None
+                    items.append(built if built is not None else model(**entry))
+                else:
+                    raise InvalidQueryError(
+                        f"add_many takes {model.__name__} objects or mappings, "
+                        f"got {type(entry).__name__}",
+                        field="objs",
+                    )
         if not items:
             return items
-        for obj in items:
-            if not isinstance(obj, self.model):
-                raise InvalidQueryError(
-                    f"add_many takes {self.model.__name__} objects, got {type(obj).__name__}",
-                    field="objs",
-                )
         session = self.session.sync_session
-        plan = self._plan()
         if not plan.can_insert_directly(session, items):
             self.session.add_all(items)
             await self.session.flush()
             return items
         groups: dict[tuple[str, ...], tuple[builtins.list[ModelT], builtins.list[Any]]] = {}
         insert_row = plan.insert_row
-        for obj in items:
-            row = insert_row(obj)
-            group = groups.get(keys := tuple(row))
-            if group is None:
-                group = groups[keys] = ([], [])
-            group[0].append(obj)
-            group[1].append(row)
+        with paused_collector():
+            for obj in items:
+                row = insert_row(obj)
+                group = groups.get(keys := tuple(row))
+                if group is None:
+                    group = groups[keys] = ([], [])
+                group[0].append(obj)
+                group[1].append(row)
         for keys, (members, rows) in groups.items():
             stmt, returned = plan.insert_statement(keys)
             result = await self.session.exec(typing.cast(Any, stmt), params=rows)
-            plan.register(session, members, returned, result.all())
+            with paused_collector():
+                plan.register(session, members, returned, result.all())
         return items
 
     @_translated

@@ -8,6 +8,7 @@ SQL-expression values, odd keys) still works through the ORM. On PostgreSQL and 
 test plugin's rolled-back session; the models are an in-test plugin (``mosaic_plugins`` marker).
 """
 
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 import pytest
@@ -311,3 +312,77 @@ async def test_the_short_insert_is_taken_only_when_a_flush_would_do_nothing_more
     finally:
         event.remove(Book, "after_insert", noop)
     assert plan.can_insert_directly(sync, [with_listener])
+
+
+# --------------------------------------------------------------------------- add_many(mappings)
+
+
+async def test_add_many_of_mappings_builds_what_the_constructor_builds(
+    mosaic_session: AsyncSession, mosaic_sql_counter: SQLCounterFactory
+) -> None:
+    await mosaic_session.connection()
+    rows = [{"title": "m1", "pages": 10}, {"title": "m2"}]
+    with mosaic_sql_counter() as sql:
+        books = await BookRepository(mosaic_session).add_many(rows)
+    assert sql.count == 1
+    for row, book in zip(rows, books, strict=True):
+        assert isinstance(book, Book)
+        assert inspect(book).persistent
+        assert book.id is not None
+        expected = Book(**row)  # what the model's own constructor makes of the mapping
+        assert book.model_fields_set == expected.model_fields_set == set(row)
+        assert book.model_dump(exclude={"id", "double_pages"}) == expected.model_dump(
+            exclude={"id", "double_pages"}
+        )
+    assert [b.pages for b in books] == [10, 0]  # the field default
+    assert [b.double_pages for b in books] == [20, 0]  # computed by the database
+
+
+async def test_add_many_of_mappings_applies_default_factories(
+    mosaic_session: AsyncSession,
+) -> None:
+    from mosaic_accounts import User, UserRepository
+
+    users = await UserRepository(mosaic_session).add_many(
+        [{"email": "f1@example.com", "name": "F1"}, {"email": "f2@example.com", "name": "F2"}]
+    )
+    assert all(isinstance(u, User) and u.is_active for u in users)
+    now = datetime.now(UTC)
+    for user in users:  # the model's default_factory ran for each object
+        assert isinstance(user.created_at, datetime)
+        assert abs((now - user.created_at.replace(tzinfo=UTC)).total_seconds()) < 60
+        assert user.password_hash is None
+
+
+async def test_add_many_of_mappings_names_an_unknown_key_before_any_sql(
+    mosaic_session: AsyncSession, mosaic_sql_counter: SQLCounterFactory
+) -> None:
+    await mosaic_session.connection()
+    with mosaic_sql_counter() as sql, pytest.raises(InvalidQueryError) as info:
+        await BookRepository(mosaic_session).add_many([{"title": "ok"}, {"titel": "typo"}])
+    assert sql.count == 0
+    assert info.value.field == "titel"
+    assert "Book" in str(info.value)
+
+
+async def test_add_many_of_mappings_with_relationships_or_init_listeners(
+    mosaic_session: AsyncSession,
+) -> None:
+    books = await BookRepository(mosaic_session).add_many(
+        [{"title": "with parent", "shelf": Shelf(label="parent of a mapping")}]
+    )
+    assert books[0].shelf is not None
+    assert books[0].shelf_id == books[0].shelf.id
+    seen: list[str] = []
+
+    def on_init(target: Book, _args: Any, kwargs: dict[str, Any]) -> None:
+        seen.append(kwargs["title"])
+
+    event.listen(Book, "init", on_init)
+    try:
+        assert not BookRepository._plan().can_construct()
+        await BookRepository(mosaic_session).add_many([{"title": "i1"}, {"title": "i2"}])
+    finally:
+        event.remove(Book, "init", on_init)
+    assert seen == ["i1", "i2"]
+    assert BookRepository._plan().can_construct()

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .._exceptions import MigrationError, SchemaDriftError
-from .._plugins import _collector_paused
+from .._gc import collector_paused
 from ._config import CONNECTION_KEY
 from ._diffs import describe_diffs, orphan_tables
 from ._runtime import APPLIED_KEY, AppliedRevision
@@ -207,7 +207,7 @@ async def diffs(config: Config) -> list[str]:
         ctx = MigrationContext.configure(sync, opts=options)
         # Reflection allocates in bursts over a heap holding every plugin's models: with the
         # collector paused the compare takes about half the time (bench/run_check.py).
-        compare = _collector_paused(compare_metadata)
+        compare = collector_paused(compare_metadata)
         return _read(sync, lambda: describe_diffs(compare(ctx, metadata)))
 
     return await _run(config, call)
