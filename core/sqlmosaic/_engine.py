@@ -10,11 +10,12 @@ read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
@@ -141,6 +142,12 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
         finally:
             cursor.close()
 
+    if in_memory:
+        # One connection holds the whole database (StaticPool): SQLAlchemy must not close it
+        # when a statement is cancelled, or the data is gone. Costs the per-statement event
+        # dispatch on this engine only.
+        event.listen(sync_engine, "handle_error", _keep_connection_on_cancel)
+
     @event.listens_for(sync_engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         record.info.pop(_BEGIN_MODE_KEY, None)  # a mode set by one checkout never leaks on
@@ -150,13 +157,26 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
     def set_connection_execution_options(connection: Connection, opts: Any) -> None:
         mode = opts.get(SQLITE_BEGIN_OPTION)
         if mode is not None:
-            if mode not in ("DEFERRED", "IMMEDIATE"):
-                raise ValueError(f"{SQLITE_BEGIN_OPTION} must be DEFERRED or IMMEDIATE: {mode!r}")
-            connection.connection.info[_BEGIN_MODE_KEY] = mode
+            connection.connection.info[_BEGIN_MODE_KEY] = _check_mode(mode)
         set_options(connection, opts)
+
+    set_engine_options = dialect.set_engine_execution_options
+
+    def set_engine_execution_options(option_engine: Any, opts: Any) -> None:
+        # engine.execution_options(mosaic_sqlite_begin=...): every connection of that engine
+        mode = opts.get(SQLITE_BEGIN_OPTION)
+        if mode is not None:
+            _check_mode(mode)
+
+            @event.listens_for(option_engine, "engine_connect")
+            def _set_mode(connection: Connection) -> None:
+                connection.connection.info[_BEGIN_MODE_KEY] = mode
+
+        set_engine_options(option_engine, opts)
 
     # Instance attributes of this engine's own dialect object (SQLAlchemy builds one per
     # engine); the class and every other engine are untouched.
+    dialect.set_engine_execution_options = set_engine_execution_options  # type: ignore[method-assign,assignment]
     dialect.set_connection_execution_options = set_connection_execution_options  # type: ignore[method-assign]
     dialect.do_begin = _do_begin  # type: ignore[method-assign,assignment]
     # Batch ORM inserts: SQLAlchemy sends one INSERT per row on SQLite when it needs the new
@@ -169,6 +189,23 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
     dialect.insertmanyvalues_implicit_sentinel = (
         InsertmanyvaluesSentinelOpts.AUTOINCREMENT | InsertmanyvaluesSentinelOpts.IDENTITY
     )
+
+
+def _check_mode(mode: Any) -> str:
+    if mode not in ("DEFERRED", "IMMEDIATE"):
+        raise ValueError(f"{SQLITE_BEGIN_OPTION} must be DEFERRED or IMMEDIATE: {mode!r}")
+    return str(mode)
+
+
+def _keep_connection_on_cancel(context: ExceptionContext) -> None:
+    """Do not invalidate (close) an in-memory SQLite connection after a ``CancelledError``.
+
+    SQLAlchemy closes a connection whose statement a cancellation interrupted, since a network
+    protocol's state is then unknown; aiosqlite runs every call in order on its own thread, so
+    the connection is still consistent, and the unit of work rolls it back as usual.
+    """
+    if context.is_disconnect and isinstance(context.original_exception, asyncio.CancelledError):
+        context.is_disconnect = False
 
 
 def has_deferred_begin(sync_engine: Any) -> bool:
@@ -238,8 +275,22 @@ class DeferredBeginConnection(sqlite3.Connection):
     def send_pending_begin(self) -> None:
         statement = self.mosaic_pending_begin
         if statement is not None:
-            self.mosaic_pending_begin = None
+            # cleared only once it worked: a BEGIN IMMEDIATE that found the database busy is
+            # tried again by the next statement, which never runs outside the transaction
             sqlite3.Cursor(self).execute(statement).close()
+            self.mosaic_pending_begin = None
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        self.send_pending_begin()
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        self.send_pending_begin()
+        return super().executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        self.send_pending_begin()
+        return super().executescript(sql_script)
 
     def commit(self) -> None:
         self.mosaic_pending_begin = None

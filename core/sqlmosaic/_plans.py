@@ -40,10 +40,12 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.mapper import _event_on_init
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import safe_reraise
 from sqlmodel import select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from ._exceptions import InvalidQueryError
+from ._gc import paused_collector
 
 __all__ = ["ModelPlan", "model_plan"]
 
@@ -109,6 +111,7 @@ class ModelPlan:
         if mapper_dispatch.before_insert or mapper_dispatch.after_insert:
             return False
         relationship_keys = self.relationship_keys
+        seen: set[int] = set()
         for obj in objs:
             state = instance_state(obj)
             if state.key is not None or state.session_id is not None:
@@ -119,14 +122,61 @@ class ModelPlan:
             for value in values.values():
                 if isinstance(value, ClauseElement):
                     return False
-        return True
+            seen.add(id(obj))
+        return len(seen) == len(objs)  # the same object twice: one row, as a flush makes it
+
+    def insert_now(self, session: Session, objs: Sequence[Any]) -> None:
+        """INSERT ``objs`` and register them, inside a flush-like subtransaction (synchronous:
+        run it with ``AsyncSession.run_sync``).
+
+        As in ``Session.flush``: the statements go to the transaction's connection (no ORM
+        execute events, no autoflush), and on any error the subtransaction rolls back, so the
+        session needs a rollback (or its SAVEPOINT is rolled back) before it goes on: a failed
+        insert never half-commits. Objects go in list order, one executemany per run of
+        objects that send the same columns (usually one run).
+        """
+        transaction = session._autobegin_t()._begin()
+        try:
+            connection = transaction.connection(self.mapper)
+            for keys, members, rows in self._runs(objs):
+                stmt, returned = self.insert_statement(keys)
+                result = connection.execute(stmt, rows if len(rows) > 1 else rows[0])
+                with paused_collector():  # the result is buffered: no I/O in here
+                    self.register(session, members, returned, result.all())
+            transaction.commit()
+        except BaseException:
+            with safe_reraise():
+                transaction.rollback(_capture_exception=True)
+
+    def _runs(self, objs: Sequence[Any]) -> list[tuple[tuple[str, ...], list[Any], list[Any]]]:
+        """Consecutive objects with the same INSERT columns: (columns, objects, rows)."""
+        runs: list[tuple[tuple[str, ...], list[Any], list[Any]]] = []
+        last: tuple[str, ...] | None = None
+        insert_row = self.insert_row
+        with paused_collector():
+            for obj in objs:
+                row = insert_row(obj)
+                keys = tuple(row)
+                if keys != last:
+                    runs.append((keys, [], []))
+                    last = keys
+                runs[-1][1].append(obj)
+                runs[-1][2].append(row)
+        return runs
 
     def can_construct(self) -> bool:
         """Whether :meth:`construct` may build instances now: the model has no field aliases,
-        ``model_post_init``, ``extra="allow"``, and no ``init`` listener of its own."""
-        if not self.fast_construct or not self.mapper.configured:
+        ``model_post_init``, ``extra="allow"``, ``validate_assignment``, polymorphic identity,
+        ``@validates`` methods, and no ``init`` or attribute ``set`` listener of its own (such as
+        a ``Mutable`` type's): everything the constructor would run is then a no-op."""
+        mapper = self.mapper
+        if not self.fast_construct or not mapper.configured or mapper.validators:
             return False
-        return all(fn is _event_on_init for fn in self.mapper.class_manager.dispatch.init)
+        manager = mapper.class_manager
+        if not all(fn is _event_on_init for fn in manager.dispatch.init):
+            return False
+        # (relationship attributes carry backref listeners: construct() leaves those alone)
+        return not any(manager[name].dispatch.set for name in self.fields if name in manager)
 
     def check_fields(self, values: Mapping[str, Any]) -> None:
         """Every key of ``values`` is a field or relationship of the model, else
@@ -224,12 +274,15 @@ def model_plan(model: type[Any]) -> ModelPlan:
             _Attr(
                 key=prop.key,
                 column_key=column.key,
+                # as the ORM: None leaves the value to the database or the default, except for
+                # types that store None as a value of their own (JSON 'null')
                 omit_none=bool(
                     column.primary_key
                     or column.default is not None
                     or column.server_default is not None
                     or column.identity is not None
-                ),
+                )
+                and not column.type.should_evaluate_none,
                 always_omit=column.computed is not None,
             )
         )
@@ -253,6 +306,9 @@ def model_plan(model: type[Any]) -> ModelPlan:
         model_fields
         and not any(info.alias and info.alias != name for name, info in model_fields.items())
         and config.get("extra") != "allow"
+        and not config.get("validate_assignment")
+        and mapper.polymorphic_on is None
+        and mapper.inherits is None
         and not getattr(model, "__pydantic_post_init__", None)
         and not getattr(model, "__pydantic_root_model__", False)
         and set(model_fields) <= {a.key for a in attrs}

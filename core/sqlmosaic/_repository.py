@@ -211,7 +211,7 @@ class Repository(Generic[ModelT]):
     @classmethod
     def _sorted_select(
         cls, order_by: Sequence[str] | str | None
-    ) -> tuple[builtins.list[SortKey], SelectOfScalar[Any]]:
+    ) -> tuple[tuple[SortKey, ...], SelectOfScalar[Any]]:
         """The resolved sort keys and ``SELECT model ORDER BY ... LIMIT :l OFFSET :o``.
 
         Cached per sort (up to ``_SORT_CACHE_SIZE`` sorts per repository class): a page is then
@@ -219,11 +219,22 @@ class Repository(Generic[ModelT]):
         """
         spec = (order_by,) if isinstance(order_by, str) else tuple(order_by or ())
         cache = cls._introspection_cache()
-        key = ("sorted", cls.model, cls.hidden_fields, cls.sort_fields, spec)
-        found: tuple[builtins.list[SortKey], SelectOfScalar[Any]] | None = cache.get(key)
+        key: tuple[Any, ...] | None = (
+            "sorted",
+            cls.model,
+            cls.hidden_fields,
+            cls.sort_fields,
+            spec,
+        )
+        try:
+            found: tuple[tuple[SortKey, ...], SelectOfScalar[Any]] | None = cache.get(key)
+        except TypeError:  # a plain set as sort_fields/hidden_fields: not cached
+            key = found = None
         if found is None:
-            keys = parse_sort(
-                spec, cls.columns(), cls.allowed_sorts(), cls.model.__name__, cls.primary_key()
+            keys = tuple(
+                parse_sort(
+                    spec, cls.columns(), cls.allowed_sorts(), cls.model.__name__, cls.primary_key()
+                )
             )
             stmt: SelectOfScalar[Any] = (
                 select(cls.model)
@@ -232,7 +243,7 @@ class Repository(Generic[ModelT]):
                 .offset(bindparam("mosaic_offset", type_=Integer))
             )
             found = (keys, stmt)
-            if len(cache) < _SORT_CACHE_SIZE:
+            if key is not None and len(cache) < _SORT_CACHE_SIZE:
                 cache[key] = found
         return found
 
@@ -273,21 +284,23 @@ class Repository(Generic[ModelT]):
         identity map, then the model's cached primary-key SELECT."""
         plan = self._plan()
         values = pk if type(pk) is tuple else (pk,)
-        if all(v is None for v in values):
-            return None  # a key that no row can have (Session.get warns and returns None)
-        if len(values) == len(plan.pk_params) and not any(v is None for v in values):
-            try:
-                obj = self.session.sync_session.identity_map.get(plan.identity_key(values))
-            except TypeError:  # unhashable: let Session.get say what is wrong
-                obj = None
-            else:
-                if obj is None:
-                    result = await self.session.exec(
-                        plan.get_statement, params=plan.get_params(values)
-                    )
-                    return typing.cast("ModelT | None", result.one_or_none())
-                if isinstance(obj, self.model) and not instance_state(obj).expired:
-                    return typing.cast("ModelT", obj)
+        if len(values) == len(plan.pk_params):
+            if all(v is None for v in values):
+                return None  # a key no row can have (Session.get warns and returns None)
+            if not any(v is None for v in values):
+                try:
+                    obj = self.session.sync_session.identity_map.get(plan.identity_key(values))
+                except TypeError:  # unhashable: let Session.get say what is wrong
+                    obj = None
+                else:
+                    if obj is None:
+                        result = await self.session.exec(
+                            plan.get_statement, params=plan.get_params(values)
+                        )
+                        # unique(): joined eager loading of a collection repeats the row
+                        return typing.cast("ModelT | None", result.unique().one_or_none())
+                    if isinstance(obj, self.model) and not instance_state(obj).expired:
+                        return typing.cast("ModelT", obj)
         # expired in the identity map, or an unusual key: SQLAlchemy's own path
         return typing.cast("ModelT | None", await self.session.get(self.model, pk))
 
@@ -331,7 +344,7 @@ class Repository(Generic[ModelT]):
             raise InvalidQueryError("offset must not be negative", field="offset")
         if after is not None and offset:
             raise InvalidQueryError("use either offset or after, not both", field="after")
-        conditions = self._where(where, filters) if where or filters else []
+        conditions = self._where(where, filters)
         keys, stmt = self._sorted_select(order_by)
         page_conditions = list(conditions)
         if after is not None:
@@ -389,10 +402,7 @@ class Repository(Generic[ModelT]):
             self.session.add(obj)
             await self.session.flush()
             return obj
-        row = plan.insert_row(obj)
-        stmt, returned = plan.insert_statement(tuple(row))
-        result = await self.session.exec(typing.cast(Any, stmt), params=row)
-        plan.register(session, (obj,), returned, (result.one(),))
+        await self.session.run_sync(plan.insert_now, (obj,))
         return obj
 
     @_translated
@@ -434,21 +444,7 @@ class Repository(Generic[ModelT]):
             self.session.add_all(items)
             await self.session.flush()
             return items
-        groups: dict[tuple[str, ...], tuple[builtins.list[ModelT], builtins.list[Any]]] = {}
-        insert_row = plan.insert_row
-        with paused_collector():
-            for obj in items:
-                row = insert_row(obj)
-                group = groups.get(keys := tuple(row))
-                if group is None:
-                    group = groups[keys] = ([], [])
-                group[0].append(obj)
-                group[1].append(row)
-        for keys, (members, rows) in groups.items():
-            stmt, returned = plan.insert_statement(keys)
-            result = await self.session.exec(typing.cast(Any, stmt), params=rows)
-            with paused_collector():
-                plan.register(session, members, returned, result.all())
+        await self.session.run_sync(plan.insert_now, items)
         return items
 
     @_translated

@@ -61,16 +61,19 @@ class MosaicSettings(BaseSettings):
     pool_recycle: int = Field(default=1800, ge=-1)
     echo: bool = False
     statement_timeout: float | None = Field(
-        default=60.0,
+        default=None,
         gt=0,
-        description="PostgreSQL statement_timeout for app sessions, seconds (server-side).",
+        description=(
+            "PostgreSQL statement_timeout for app sessions, seconds (server-side, sent as a "
+            "startup parameter: PgBouncer needs it in ignore_startup_parameters)."
+        ),
     )
     command_timeout: float | None = Field(
         default=None,
         gt=0,
         description=(
-            "asyncpg client-side timeout per statement, seconds (off by default: it arms a "
-            "timer per statement; statement_timeout bounds queries on the server for free)."
+            "asyncpg client-side timeout per statement, seconds (also catches a server that "
+            "stopped answering; arms a timer per statement, ~3% of a short query)."
         ),
     )
     connect_timeout: float = Field(default=10.0, gt=0)

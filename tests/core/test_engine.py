@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -68,8 +70,9 @@ async def test_default_application_name_and_timeouts(mosaic_pg_url: str) -> None
             name = await conn.scalar(
                 text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
             )
-            # the server bounds every statement (60 s); no client-side timer per statement
-            assert await conn.scalar(text("SHOW statement_timeout")) == "1min"
+            # no timeout unless configured (as SQLAlchemy and asyncpg): no startup parameter
+            # (PgBouncer refuses unknown ones), no client-side timer per statement
+            assert await conn.scalar(text("SHOW statement_timeout")) == "0"
             raw = await conn.get_raw_connection()
             assert raw.driver_connection._config.command_timeout is None  # type: ignore[union-attr]
         assert name == "sqlmosaic"
@@ -177,6 +180,75 @@ async def test_sqlite_begin_travels_with_the_first_statement(
     with pytest.raises(ValueError, match="DEFERRED or IMMEDIATE"):
         async with fresh_engine.connect() as conn:
             await conn.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE; DROP"})
+
+
+@pytest.mark.mosaic_backends("sqlite")
+async def test_a_busy_begin_immediate_is_tried_again_never_skipped(
+    mosaic_fresh_url: str, fresh_engine: AsyncEngine
+) -> None:
+    impatient = create_engine(
+        MosaicSettings.load(database_url=mosaic_fresh_url, sqlite_busy_timeout=0)
+    )
+    insert = text("INSERT INTO team (name, created_at) VALUES (:name, '2026-01-01 00:00:00')")
+    try:
+        async with fresh_engine.connect() as holder, impatient.connect() as conn:
+            await holder.execute(insert, {"name": "holder"})  # holds the write lock
+            await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            await conn.begin()
+            with pytest.raises(sa_exc.OperationalError, match="locked"):
+                await conn.execute(text("SELECT 1"))
+            await holder.rollback()
+            await conn.execute(insert, {"name": "inside"})  # BEGIN IMMEDIATE first, again
+            raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
+            assert raw.in_transaction
+            await conn.rollback()
+        async with fresh_engine.connect() as check:
+            assert await check.scalar(text("SELECT count(*) FROM team")) == 0
+    finally:
+        await impatient.dispose()
+
+
+@pytest.mark.mosaic_backends("sqlite")
+async def test_engine_level_begin_mode(fresh_engine: AsyncEngine) -> None:
+    immediate = fresh_engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    async with immediate.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
+        await conn.begin()
+        assert raw.mosaic_pending_begin == "BEGIN IMMEDIATE"
+        await conn.rollback()
+    async with fresh_engine.connect() as conn:  # the base engine keeps DEFERRED
+        await conn.begin()
+        raw = (await conn.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
+        assert raw.mosaic_pending_begin == "BEGIN DEFERRED"
+        await conn.rollback()
+
+
+async def test_in_memory_database_survives_a_cancelled_statement() -> None:
+    """The one connection of an in-memory database is the database: a cancellation must not
+    make SQLAlchemy close it (that would drop every table)."""
+    engine = create_engine(MosaicSettings.load(database_url="sqlite+aiosqlite://"))
+    slow = text(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+        "SELECT count(*) FROM c"
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+
+        async def run_slow() -> None:
+            async with engine.connect() as conn:
+                await conn.execute(slow)
+
+        task = asyncio.create_task(run_slow())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM t")) == 1
+    finally:
+        await engine.dispose()
 
 
 async def test_sqlite_in_memory_database() -> None:
