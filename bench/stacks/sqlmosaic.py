@@ -1,7 +1,7 @@
 """sqlmosaic: a ``Repository[Item]`` inside its unit of work (``sqlmosaic.transaction``).
 
 The engine comes from ``sqlmosaic.create_engine`` (what users get: ``hide_parameters``,
-``application_name``, server-side ``statement_timeout`` 60 s; on SQLite explicit ``BEGIN``
+``application_name``, no statement timeout unless configured; on SQLite explicit ``BEGIN``
 statements, ``BEGIN IMMEDIATE`` for units of work, foreign keys on, WAL) with the harness's pool
 rules: pool of 10, no overflow, **no pre-ping** (sqlmosaic's default is ``pool_pre_ping=True``) and,
 on SQLite, the harness's 5 s busy timeout. Sessions come from

@@ -132,14 +132,17 @@ class Page(Generic[T]):
     def _with_cursor_values(
         cls,
         items: list[T],
-        keys: Sequence[SortKey],
         values: Sequence[Any],
-        **kwargs: Any,
+        *,
+        limit: int,
+        offset: int,
+        total: int | None,
+        sort: tuple[str, ...],
     ) -> Page[T]:
-        """A page whose ``next_cursor`` is made from ``values`` when first read (the values are
-        checked now, so an unsupported type fails here, at the repository)."""
-        page = cls(items, **kwargs)
-        page._cursor_payload = _cursor_payload(keys, values)
+        """A page whose ``next_cursor`` is made from ``values`` (of the ``sort`` keys) when
+        first read; the values are checked now, so an unsupported type fails at the repository."""
+        page = cls(items, limit, offset, total, None, sort)
+        page._cursor_payload = _cursor_payload(sort, values)
         return page
 
     @property
@@ -275,8 +278,8 @@ def _decode_value(value: Any) -> Any:
     raise ValueError("unknown cursor value")
 
 
-def _cursor_payload(keys: Sequence[SortKey], values: Sequence[Any]) -> dict[str, Any]:
-    return {"s": [k.spec for k in keys], "v": [_encode_value(v) for v in values]}
+def _cursor_payload(specs: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    return {"s": list(specs), "v": [_encode_value(v) for v in values]}
 
 
 def _dump_cursor(payload: dict[str, Any]) -> str:
@@ -285,7 +288,7 @@ def _dump_cursor(payload: dict[str, Any]) -> str:
 
 
 def encode_cursor(keys: Sequence[SortKey], values: Sequence[Any]) -> str:
-    return _dump_cursor(_cursor_payload(keys, values))
+    return _dump_cursor(_cursor_payload([k.spec for k in keys], values))
 
 
 def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:

@@ -55,6 +55,14 @@ R = TypeVar("R")
 
 
 _TRANSLATED = "__mosaic_translated__"
+
+
+class _Sorted(typing.NamedTuple):
+    keys: tuple[SortKey, ...]
+    statement: SelectOfScalar[Any]
+    specs: tuple[str, ...]
+
+
 #: At most this many entries in a repository class's cache (sorts are cached per spelling).
 _SORT_CACHE_SIZE = 256
 
@@ -209,10 +217,9 @@ class Repository(Generic[ModelT]):
         return plan
 
     @classmethod
-    def _sorted_select(
-        cls, order_by: Sequence[str] | str | None
-    ) -> tuple[tuple[SortKey, ...], SelectOfScalar[Any]]:
-        """The resolved sort keys and ``SELECT model ORDER BY ... LIMIT :l OFFSET :o``.
+    def _sorted_select(cls, order_by: Sequence[str] | str | None) -> _Sorted:
+        """The resolved sort keys, ``SELECT model ORDER BY ... LIMIT :l OFFSET :o`` and the
+        sort's spelling (``("-created_at", "id")``).
 
         Cached per sort (up to ``_SORT_CACHE_SIZE`` sorts per repository class): a page is then
         the cached statement plus its filters, with limit and offset as bound parameters.
@@ -227,7 +234,7 @@ class Repository(Generic[ModelT]):
             spec,
         )
         try:
-            found: tuple[tuple[SortKey, ...], SelectOfScalar[Any]] | None = cache.get(key)
+            found: _Sorted | None = cache.get(key)
         except TypeError:  # a plain set as sort_fields/hidden_fields: not cached
             key = found = None
         if found is None:
@@ -242,7 +249,7 @@ class Repository(Generic[ModelT]):
                 .limit(bindparam("mosaic_limit", type_=Integer))
                 .offset(bindparam("mosaic_offset", type_=Integer))
             )
-            found = (keys, stmt)
+            found = _Sorted(keys, stmt, tuple(k.spec for k in keys))
             if key is not None and len(cache) < _SORT_CACHE_SIZE:
                 cache[key] = found
         return found
@@ -260,6 +267,8 @@ class Repository(Generic[ModelT]):
     def _where(
         self, where: Mapping[str, Any] | None, filters: Sequence[Filter]
     ) -> list[ColumnElement[bool]]:
+        if not where and not filters:
+            return []
         return build_filters(
             parse_filters(where, filters),
             self.columns(),
@@ -345,30 +354,29 @@ class Repository(Generic[ModelT]):
         if after is not None and offset:
             raise InvalidQueryError("use either offset or after, not both", field="after")
         conditions = self._where(where, filters)
-        keys, stmt = self._sorted_select(order_by)
+        keys, stmt, sort = self._sorted_select(order_by)
         page_conditions = list(conditions)
         if after is not None:
             page_conditions.append(keyset_condition(keys, decode_cursor(after, keys)))
         if page_conditions:
             stmt = stmt.where(*page_conditions)
         params = {"mosaic_limit": limit + 1, "mosaic_offset": offset}
-        rows = builtins.list((await self.session.exec(stmt, params=params)).all())
-        more = len(rows) > limit
-        items = typing.cast("builtins.list[ModelT]", rows[:limit])
+        rows = typing.cast(
+            "builtins.list[ModelT]", (await self.session.exec(stmt, params=params)).all()
+        )
         total = await self._count(conditions) if with_total else None
-        sort = tuple(k.spec for k in keys)
-        if more and items:
+        if len(rows) > limit:  # a next page exists: the extra row only tells that
+            items = rows[:limit]
             last = items[-1]
             return Page._with_cursor_values(
                 items,
-                keys,
                 [getattr(last, k.column.key) for k in keys],
                 limit=limit,
                 offset=offset,
                 total=total,
                 sort=sort,
             )
-        return Page(items, limit=limit, offset=offset, total=total, sort=sort)
+        return Page(rows, limit, offset, total, None, sort)
 
     async def _count(self, conditions: Sequence[ColumnElement[bool]]) -> int:
         stmt = select(func.count()).select_from(self.table()).where(*conditions)
