@@ -2,6 +2,7 @@
 
 python -m bench.report                 # all tables, from bench/results
 python -m bench.report --dir /tmp/x    # from another results directory
+python -m bench.report --summary       # only sqlmosaic's stacks against the ORM, per op
 """
 
 from __future__ import annotations
@@ -47,6 +48,45 @@ def data_tables(result: dict[str, Any]) -> str:
                 f"| {_f(e['statements_per_op'], 'g')} | {_f(e['tx_control_per_op'], 'g')} |"
             )
         out.append("")
+    return "\n".join(out)
+
+
+_CONDENSED = {
+    "insert_one": "insert one + commit",
+    "bulk_insert": "bulk insert, 20,000 rows",
+    "bulk_insert_prebuilt": "bulk, objects prebuilt",
+    "get": "get by primary key",
+    "page": "page of 50",
+    "concurrent_get": "64 x 200 concurrent gets",
+    "update": "update one + commit",
+}
+
+
+def condensed_table(result: dict[str, Any]) -> str:
+    """sqlmosaic's stacks against the ORM, one row per op (the summary in performance.md)."""
+    raw = result["config"]["reference_raw"]
+    out = [
+        f"| op | stack | sqlmosaic | ORM | x ORM (min-max) | x {raw} | CPU x ORM "
+        "| SQLModel x ORM | stmts/op (sqlmosaic / ORM) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, op in result["ops"].items():
+        stacks = op["stacks"]
+        orm, sqlmodel = stacks.get("sa_orm"), stacks.get("sqlmodel_async")
+        for stack in ("sqlmosaic", "sqlmosaic_objects", "sqlmosaic_copy"):
+            e = stacks.get(stack)
+            if e is None or orm is None:
+                continue
+            out.append(
+                f"| {_CONDENSED.get(name, name)} ({op['unit']}) | `{stack}` "
+                f"| {e['median']:,.0f} | {orm['median']:,.0f} "
+                f"| {e['ratio_vs_orm']:.2f} ({e['ratio_vs_orm_min']:.2f}-"
+                f"{e['ratio_vs_orm_max']:.2f}) | {e['ratio_vs_raw']:.2f} "
+                f"({e['ratio_vs_raw_min']:.2f}-"
+                f"{e['ratio_vs_raw_max']:.2f}) | {_f(e['cpu_ratio_vs_orm'])} "
+                f"| {_f(sqlmodel['ratio_vs_orm']) if sqlmodel else '-'} "
+                f"| {_f(e['statements_per_op'], 'g')} / {_f(orm['statements_per_op'], 'g')} |"
+            )
     return "\n".join(out)
 
 
@@ -116,9 +156,18 @@ def fixtures_table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
     p.add_argument("--dir", default=str(RESULTS))
+    p.add_argument("--summary", action="store_true", help="only sqlmosaic vs the ORM, per op")
     args = p.parse_args(argv)
     d = Path(args.dir)
     sections: list[str] = []
+    if args.summary:
+        for backend in ("postgres", "sqlite"):
+            path = d / f"data-{backend}.json"
+            if path.exists():
+                result = json.loads(path.read_text())
+                sections.append(f"#### {backend}\n\n" + condensed_table(result))
+        print("\n\n".join(sections))
+        return 0
     for backend in ("postgres", "sqlite"):
         path = d / f"data-{backend}.json"
         if path.exists():
