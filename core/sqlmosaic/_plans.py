@@ -73,7 +73,6 @@ class ModelPlan:
     mapper: Mapper[Any]
     table: Table
     pk_columns: tuple[Column[Any], ...]
-    pk_keys: tuple[str, ...]
     pk_params: tuple[str, ...]
     get_statement: SelectOfScalar[Any]
     attrs: tuple[_Attr, ...]
@@ -259,7 +258,6 @@ def model_plan(model: type[Any]) -> ModelPlan:
     table = mapper.local_table
     assert isinstance(table, Table)
     pk_columns = tuple(c for c in mapper.primary_key if isinstance(c, Column))
-    pk_keys = tuple(mapper.get_property_by_column(c).key for c in pk_columns)
     pk_params = tuple(_PK_PARAM.format(i) for i in range(len(pk_columns)))
     condition = and_(
         *(col == bindparam(name) for col, name in zip(pk_columns, pk_params, strict=True))
@@ -318,7 +316,6 @@ def model_plan(model: type[Any]) -> ModelPlan:
         mapper=mapper,
         table=table,
         pk_columns=pk_columns,
-        pk_keys=pk_keys,
         pk_params=pk_params,
         get_statement=get_statement,
         attrs=tuple(attrs),
