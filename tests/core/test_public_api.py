@@ -54,3 +54,16 @@ def test_importing_sqlmosaic_creates_no_engine_and_imports_no_framework() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_core_module_is_over_600_lines() -> None:
+    """The project's brief: small private modules (``_repository.py`` split by concern)."""
+    from pathlib import Path
+
+    root = Path(sqlmosaic.__file__).parent
+    sizes = {
+        str(path.relative_to(root)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in root.rglob("*.py")
+    }
+    assert sizes, root
+    assert {name: n for name, n in sizes.items() if n > 600} == {}
