@@ -427,6 +427,7 @@ class Repository(Generic[ModelT]):
         """
         return await _bulk.add_many(self.session, self._plan(), objs)
 
+    @_translated
     async def update(self, target: ModelT | Any, values: Mapping[str, Any] | None = None) -> ModelT:
         """Update an instance (after applying ``values``), or the row with primary key ``target``.
 

@@ -67,3 +67,15 @@ def test_no_core_module_is_over_600_lines() -> None:
     }
     assert sizes, root
     assert {name: n for name, n in sizes.items() if n > 600} == {}
+
+
+def test_every_public_repository_coroutine_translates_errors() -> None:
+    """Each public ``Repository`` coroutine method goes through the error-translation boundary."""
+    methods = {
+        name: value
+        for name, value in vars(sqlmosaic.Repository).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(value)
+    }
+    assert "update" in methods
+    untranslated = [n for n, f in methods.items() if not getattr(f, "__mosaic_translated__", False)]
+    assert untranslated == []
