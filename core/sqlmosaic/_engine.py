@@ -18,7 +18,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool, StaticPool
-from sqlalchemy.sql.compiler import InsertmanyvaluesSentinelOpts
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._settings import MosaicSettings
@@ -179,16 +178,10 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
     dialect.set_engine_execution_options = set_engine_execution_options  # type: ignore[method-assign,assignment]
     dialect.set_connection_execution_options = set_connection_execution_options  # type: ignore[method-assign]
     dialect.do_begin = _do_begin  # type: ignore[method-assign,assignment]
-    # Batch ORM inserts: SQLAlchemy sends one INSERT per row on SQLite when it needs the new
-    # primary keys back in order, because it does not treat SQLite's integer primary key as an
-    # "implicit sentinel". SQLite assigns a rowid table's new keys in increasing order of the
-    # VALUES rows (max(rowid) + 1 each), so sorting RETURNING rows by the key restores the
-    # parameter order: let ``insertmanyvalues`` batch (``add_many`` of 500 rows: a few INSERTs).
-    # IDENTITY too: SQLite ignores ``Identity()`` (such a column is the same INTEGER PRIMARY KEY
-    # rowid alias), but SQLAlchemy characterizes it as an identity sentinel, not autoincrement.
-    dialect.insertmanyvalues_implicit_sentinel = (
-        InsertmanyvaluesSentinelOpts.AUTOINCREMENT | InsertmanyvaluesSentinelOpts.IDENTITY
-    )
+    # No ``insertmanyvalues_implicit_sentinel`` override: SQLite picks rowids at random once a
+    # table holds 2**63-1, so matching RETURNING rows to VALUES order by key can hand objects
+    # other rows' keys. The ORM keeps SQLAlchemy's own (one INSERT per row when it needs the
+    # keys in order); ``add_many``'s direct INSERT checks the maximum first (see ``_plans``).
 
 
 def _check_mode(mode: Any) -> str:

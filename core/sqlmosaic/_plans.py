@@ -15,7 +15,10 @@ would redo on every call, without changing what the caller gets:
   the session has no other pending change, the mapper is a single table without inheritance or a
   version counter, no relationship attribute is set, no value is a SQL expression, and no
   ``before_insert``/``after_insert``/``before_flush``/``after_flush`` listener exists. Otherwise
-  the repository adds the object and flushes, as before.
+  the repository adds the object and flushes, as before. On SQLite, a run of objects whose
+  integer key SQLite assigns is matched to its rows by key order only after reading the largest
+  key in the same transaction: past 2**63-1 SQLite picks keys at random, and then every row gets
+  a statement of its own (never a wrong key).
 - **add_many of mappings**: the objects ``Model(**mapping)`` would build, with the values put in
   place directly (as the ORM does for a loaded row) instead of one ``__setattr__`` through
   pydantic and SQLAlchemy per field; defaults and default factories applied the same way.
@@ -32,9 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Insert, Table, and_, bindparam, insert, inspect
+from sqlalchemy import Column, Connection, Insert, Table, and_, bindparam, func, insert, inspect
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.mapper import _event_on_init
@@ -44,7 +49,7 @@ from sqlalchemy.util import safe_reraise
 from sqlmodel import select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from ._exceptions import InvalidQueryError
+from ._exceptions import InvalidQueryError, RepositoryError
 from ._gc import paused_collector
 
 __all__ = ["ModelPlan", "model_plan"]
@@ -55,6 +60,9 @@ _CALL = object()
 #: Bound-parameter names of the cached primary-key SELECT (``pk_0``, ``pk_1``, ... would collide
 #: with nothing a caller can add: the statement is never combined with other criteria).
 _PK_PARAM = "mosaic_pk_{}"
+
+#: SQLite's largest rowid; once a table holds it, new rowids are picked at random.
+_SQLITE_MAX_ROWID = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -87,7 +95,13 @@ class ModelPlan:
     #: (name, default, FieldInfo) of every optional field: default is the value itself when it
     #: is an immutable scalar, else ``_CALL`` (ask the FieldInfo: factory, copied default)
     optional_fields: tuple[tuple[str, Any, Any], ...]
-    _inserts: dict[tuple[str, ...], tuple[Insert, tuple[str, ...]]] = field(default_factory=dict)
+    #: column key of an integer primary key that SQLite makes its rowid (None: no such key)
+    rowid_key: str | None
+    #: the table is ``sqlite_autoincrement``: SQLite never picks its keys at random
+    sqlite_autoincrement: bool
+    _inserts: dict[tuple[tuple[str, ...], bool], tuple[Insert, tuple[str, ...]]] = field(
+        default_factory=dict
+    )
 
     # ------------------------------------------------------------------ get
 
@@ -137,15 +151,49 @@ class ModelPlan:
         transaction = session._autobegin_t()._begin()
         try:
             connection = transaction.connection(self.mapper)
+            sqlite_rowid = connection.dialect.name == "sqlite" and self.rowid_key is not None
             for keys, members, rows in self._runs(objs):
                 stmt, returned = self.insert_statement(keys)
-                result = connection.execute(stmt, rows if len(rows) > 1 else rows[0])
+                if sqlite_rowid and len(rows) > 1 and self.rowid_key not in keys:
+                    got = self._insert_sqlite_rowids(connection, keys, rows)
+                else:
+                    got = list(connection.execute(stmt, rows if len(rows) > 1 else rows[0]))
                 with paused_collector():  # the result is buffered: no I/O in here
-                    self.register(session, members, returned, result.all())
+                    self.register(session, members, returned, got)
             transaction.commit()
         except BaseException:
             with safe_reraise():
                 transaction.rollback(_capture_exception=True)
+
+    def _insert_sqlite_rowids(
+        self, connection: Connection, keys: tuple[str, ...], rows: list[Any]
+    ) -> list[Any]:
+        """Insert ``rows`` whose rowid key SQLite assigns, and return the RETURNING rows in the
+        order of ``rows``.
+
+        SQLite gives each new row ``max(rowid) + 1``, so a run of rows gets consecutive keys in
+        VALUES order and sorting the RETURNING rows by key restores that order (SQLite returns
+        them in no set order). Once ``max(rowid)`` reaches 2**63-1 it picks keys AT RANDOM
+        (sqlite.org/autoinc.html): matching by order would hand objects other rows' keys.
+        So the current maximum is read first, in the same transaction (a writer that changes it
+        in between makes this transaction's INSERT fail, never pass), and when the run does
+        not fit below 2**63-1 every row gets a statement of its own. ``AUTOINCREMENT`` tables
+        never pick at random (they fail with SQLITE_FULL), so they skip the read. The keys that
+        come back are checked to be consecutive before any object gets one.
+        """
+        if not self.sqlite_autoincrement:
+            top = connection.execute(sa_select(func.max(self.pk_columns[0]))).scalar()
+            if top is not None and top > _SQLITE_MAX_ROWID - len(rows):
+                one_by_one, _ = self.insert_statement(keys)
+                return [connection.execute(one_by_one, row).one() for row in rows]
+        unordered, _ = self.insert_statement(keys, ordered=False)
+        got = sorted(connection.execute(unordered, rows).all(), key=itemgetter(0))
+        if got and (len(got) != len(rows) or got[-1][0] - got[0][0] != len(rows) - 1):
+            raise RepositoryError(
+                f"{self.model.__name__}: SQLite returned non-consecutive keys for one INSERT; "
+                "refusing to guess which row got which key (nothing was kept)"
+            )
+        return got
 
     def _runs(self, objs: Sequence[Any]) -> list[tuple[tuple[str, ...], list[Any], list[Any]]]:
         """Consecutive objects with the same INSERT columns: (columns, objects, rows)."""
@@ -222,18 +270,21 @@ class ModelPlan:
             row[column_key] = value
         return row
 
-    def insert_statement(self, row_keys: tuple[str, ...]) -> tuple[Insert, tuple[str, ...]]:
+    def insert_statement(
+        self, row_keys: tuple[str, ...], *, ordered: bool = True
+    ) -> tuple[Insert, tuple[str, ...]]:
         """``INSERT ... RETURNING`` for rows with ``row_keys`` set (cached), and the attribute
-        keys of the returned columns: the primary key, then every column not sent."""
-        found = self._inserts.get(row_keys)
+        keys of the returned columns: the primary key, then every column not sent. ``ordered``:
+        RETURNING rows in parameter order (SQLAlchemy's ``sort_by_parameter_order``)."""
+        found = self._inserts.get((row_keys, ordered))
         if found is None:
             sent = set(row_keys)
             pk = {c.key for c in self.pk_columns}
             returned = [a for a in self.attrs if a.column_key in pk]
             returned += [a for a in self.attrs if a.column_key not in sent | pk]
             columns = [self.table.c[a.column_key] for a in returned]
-            stmt = insert(self.table).returning(*columns, sort_by_parameter_order=True)
-            found = self._inserts[row_keys] = (stmt, tuple(a.key for a in returned))
+            stmt = insert(self.table).returning(*columns, sort_by_parameter_order=ordered)
+            found = self._inserts[row_keys, ordered] = (stmt, tuple(a.key for a in returned))
         return found
 
     @staticmethod
@@ -311,8 +362,13 @@ def model_plan(model: type[Any]) -> ModelPlan:
         and not getattr(model, "__pydantic_root_model__", False)
         and set(model_fields) <= {a.key for a in attrs}
     )
+    rowid_key = None
+    if len(pk_columns) == 1 and table.autoincrement_column is pk_columns[0]:
+        rowid_key = pk_columns[0].key
     return ModelPlan(
         model=model,
+        rowid_key=rowid_key,
+        sqlite_autoincrement=bool(table.dialect_options["sqlite"].get("autoincrement")),
         mapper=mapper,
         table=table,
         pk_columns=pk_columns,

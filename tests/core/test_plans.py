@@ -224,14 +224,15 @@ async def test_a_sql_expression_value_is_written_through_the_orm(
 
 
 async def test_add_many_sends_one_statement_per_shape(
-    mosaic_session: AsyncSession, mosaic_sql_counter: SQLCounterFactory
+    mosaic_session: AsyncSession, mosaic_sql_counter: SQLCounterFactory, mosaic_backend: str
 ) -> None:
     await mosaic_session.connection()
     books = [Book(title=f"t{i}", pages=i) for i in range(50)]
     books.append(Book(id=990001, title="explicit key"))  # another shape: the key is sent
     with mosaic_sql_counter() as sql:
         await BookRepository(mosaic_session).add_many(books)
-    assert sql.count == 2
+    # SQLite: plus one read of the largest key before the run whose keys SQLite assigns
+    assert sql.count == (3 if mosaic_backend == "sqlite" else 2)
     assert [b.double_pages for b in books[:3]] == [0, 2, 4]
     assert books[-1].id == 990001
     assert len({b.id for b in books}) == 51
@@ -327,13 +328,13 @@ async def test_the_short_insert_is_taken_only_when_a_flush_would_do_nothing_more
 
 
 async def test_add_many_of_mappings_builds_what_the_constructor_builds(
-    mosaic_session: AsyncSession, mosaic_sql_counter: SQLCounterFactory
+    mosaic_session: AsyncSession, mosaic_sql_counter: SQLCounterFactory, mosaic_backend: str
 ) -> None:
     await mosaic_session.connection()
     rows = [{"title": "m1", "pages": 10}, {"title": "m2"}]
     with mosaic_sql_counter() as sql:
         books = await BookRepository(mosaic_session).add_many(rows)
-    assert sql.count == 1
+    assert sql.count == (2 if mosaic_backend == "sqlite" else 1)  # SQLite: the largest key first
     for row, book in zip(rows, books, strict=True):
         assert isinstance(book, Book)
         assert inspect(book).persistent

@@ -651,7 +651,10 @@ async def test_statement_counts(
         assert counts[label][0] == 1, label
     kinds = {label: words for label, (_, words) in counts.items()}
     assert kinds["add"] == ["INSERT"]
-    assert set(kinds["add_many 500"]) == {"INSERT"}
+    # SQLite reads the largest key first (random keys past 2**63-1: tests/core/test_sqlite_rowids)
+    assert set(kinds["add_many 500"]) == (
+        {"SELECT", "INSERT"} if mosaic_backend == "sqlite" else {"INSERT"}
+    )
     assert kinds["get (not loaded)"] == ["SELECT"]
     assert kinds["list + total"] == ["SELECT", "SELECT"]
     assert kinds["update by pk"] == ["UPDATE"]
