@@ -7,10 +7,9 @@ repository's public methods call in here; nothing here is public.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert as sa_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -51,104 +50,91 @@ async def add_many(session: AsyncSession, plan: ModelPlan, objs: Sequence[Any]) 
     return items
 
 
-async def copy_many(
-    session: AsyncSession,
-    table: Table,
-    columns: Mapping[str, Column[Any]],
-    pk_names: set[str],
-    check_values: Callable[[Mapping[str, Any]], None],
-    rows: Sequence[Any],
-) -> int:
-    """``Repository.copy_many``: COPY on PostgreSQL + asyncpg, else one executemany INSERT."""
+async def copy_many(session: AsyncSession, plan: ModelPlan, rows: Sequence[Any]) -> int:
+    """``Repository.copy_many``: the rows ``add_many`` would insert, loaded with ``COPY`` on
+    PostgreSQL + asyncpg (else one executemany ``INSERT``), nothing returned or registered.
+
+    Each row's parameters are what ``add_many``'s INSERT would send for it: a mapping becomes
+    what ``Model(**mapping)`` holds (field defaults and factories, the model's own
+    ``__init__``), keys are attribute names (a renamed column is loaded into its own name), and
+    a ``None`` the database or a column default fills in is left out, so server defaults
+    apply. Values go through each column type's bind processing, as in any statement.
+    Consecutive rows that send the same columns go in one ``COPY``/executemany (usually all).
+    """
     if not rows:
         return 0
-    # Rows with the same keys (usually all of them) share one name check and one list of
-    # defaults to fill in: shape -> (keys + filled keys, defaults). Per row, only a tuple
-    # of its values is built (rows are the bulk of the work here: keep the loop lean).
-    shapes: dict[tuple[str, ...], tuple[tuple[str, ...], _Fill]] = {}
-    holds_pk: dict[tuple[str, ...], bool] = {}
-    records: list[tuple[Any, ...]] = []
-    fulls: list[tuple[str, ...]] = []  # each record's keys (incl. filled ones)
-    last_keys: tuple[str, ...] | None = None
-    plan: tuple[tuple[str, ...], _Fill] = ((), [])
-    for row in rows:
-        values: Mapping[str, Any] = (
-            row if type(row) is dict or isinstance(row, Mapping) else _row_values(row, columns)
-        )
-        keys = tuple(values)
-        if keys != last_keys:  # not the same keys as the previous row: look the shape up
-            last_keys = keys
-            pk_here = holds_pk.get(keys)
-            if pk_here is None:
-                pk_here = holds_pk[keys] = not pk_names.isdisjoint(keys)
-            if pk_here:  # a primary key left as None is filled by the database: drop it
-                values = {k: v for k, v in values.items() if v is not None or k not in pk_names}
-                keys = tuple(values)
-                last_keys = None  # the next row may leave out other keys
-            found = shapes.get(keys)
-            if found is None:
-                check_values(values)
-                fill = _defaults_to_fill(values, columns, pk_names)
-                found = shapes[keys] = ((*keys, *(f[0] for f in fill)), fill)
-            plan = found
-        record = tuple(values.values())
-        if plan[1]:
-            # COPY bypasses SQLAlchemy, and a multi-row executemany sends NULL for a key
-            # another row set: apply the model's Python-side column defaults here.
-            record += tuple(arg if is_scalar else arg(None) for _, is_scalar, arg in plan[1])
-        records.append(record)
-        fulls.append(plan[0])
-    names = list(dict.fromkeys(k for full, _ in shapes.values() for k in full))
-    if len(shapes) > 1:  # align every record on ``names`` (one shape: already aligned)
-        position = {name: i for i, name in enumerate(names)}
-        for n, (full, record) in enumerate(zip(fulls, records, strict=True)):
-            aligned: list[Any] = [None] * len(names)
-            for key, value in zip(full, record, strict=True):
-                aligned[position[key]] = value
-            records[n] = tuple(aligned)
+    model = plan.model
+    construct = plan.construct if plan.can_construct() else None
+    relationships = plan.relationship_keys
+    runs: list[tuple[tuple[str, ...], list[dict[str, Any]]]] = []
+    last: tuple[str, ...] | None = None
+    with paused_collector():
+        for entry in rows:
+            if isinstance(entry, model):
+                row = plan.insert_row(entry)
+            elif isinstance(entry, Mapping):
+                plan.check_fields(entry)
+                if not relationships.isdisjoint(entry):
+                    name = next(k for k in entry if k in relationships)
+                    raise InvalidQueryError(
+                        f"copy_many loads {model.__name__}'s own columns, not the relationship "
+                        f"{name!r}: use add_many",
+                        field=name,
+                    )
+                built = construct(entry) if construct is not None else None
+                row = plan.insert_row(built if built is not None else model(**entry))
+            else:
+                raise InvalidQueryError(
+                    f"copy_many takes {model.__name__} objects or mappings, "
+                    f"got {type(entry).__name__}",
+                    field="rows",
+                )
+            keys = tuple(row)
+            if keys != last:
+                runs.append((keys, []))
+                last = keys
+            runs[-1][1].append(row)
     connection = await session.connection()
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg":
         raw = await connection.get_raw_connection()
-        try:
-            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                table.name,
-                records=records,
-                columns=[columns[n].name for n in names],
-                schema_name=table.schema,
-            )
-        except Exception as exc:
-            # asyncpg's own error, not SQLAlchemy's: wrap it so that the boundary translates
-            # it like any other (ConflictError naming the constraint, no bound values).
-            state = getattr(exc, "sqlstate", None)
-            if not isinstance(state, str):
-                raise
-            wrapper = sa_exc.IntegrityError if state.startswith("23") else sa_exc.DBAPIError
-            raise wrapper("COPY", None, exc, hide_parameters=True) from exc
+        driver = raw.driver_connection
+        assert driver is not None
+        if connection.in_transaction() and not driver.is_in_transaction():
+            # SQLAlchemy's asyncpg adapter sends BEGIN with the transaction's first statement;
+            # COPY goes to the driver directly, so without this it would run (and commit) on
+            # its own, outside the unit of work. Any statement through SQLAlchemy begins it.
+            await connection.exec_driver_sql("SELECT 1")
+        dialect = connection.dialect
+        table = plan.table
+        for keys, run in runs:
+            columns = [table.c[key] for key in keys]
+            processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+            if any(processors):
+                records = [
+                    tuple(
+                        value if fn is None or value is None else fn(value)
+                        for fn, value in zip(processors, row.values(), strict=True)
+                    )
+                    for row in run
+                ]
+            else:
+                records = [tuple(row.values()) for row in run]
+            try:
+                await driver.copy_records_to_table(
+                    table.name,
+                    records=records,
+                    columns=[c.name for c in columns],
+                    schema_name=table.schema,
+                )
+            except Exception as exc:
+                # asyncpg's own error, not SQLAlchemy's: wrap it so that the boundary
+                # translates it like any other (ConflictError naming the constraint, no values).
+                state = getattr(exc, "sqlstate", None)
+                if not isinstance(state, str):
+                    raise
+                wrapper = sa_exc.IntegrityError if state.startswith("23") else sa_exc.DBAPIError
+                raise wrapper("COPY", None, exc, hide_parameters=True) from exc
     else:
-        params = [dict(zip(names, record, strict=True)) for record in records]
-        await session.exec(sa_insert(table), params=params)
-    return len(records)
-
-
-_Fill = list[tuple[str, bool, Any]]
-
-
-def _defaults_to_fill(
-    values: Mapping[str, Any], columns: Mapping[str, Column[Any]], pk_names: set[str]
-) -> _Fill:
-    """Absent columns with a Python-side scalar or callable default: ``(key, is_scalar, arg)``;
-    a callable ``arg`` is called with ``None`` for each row."""
-    fill: _Fill = []
-    for key, column in columns.items():
-        default = column.default
-        if key in values or key in pk_names or default is None:
-            continue
-        if default.is_scalar or default.is_callable:
-            fill.append((key, bool(default.is_scalar), default.arg))  # type: ignore[attr-defined]
-    return fill
-
-
-def _row_values(row: Any, columns: Mapping[str, Column[Any]]) -> dict[str, Any]:
-    if isinstance(row, Mapping):
-        return dict(row)
-    return {key: getattr(row, key) for key in columns}
+        for _keys, run in runs:
+            await session.exec(sa_insert(plan.table), params=run)
+    return len(rows)

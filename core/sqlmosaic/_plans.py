@@ -46,7 +46,7 @@ from sqlalchemy.orm.mapper import _event_on_init
 from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import safe_reraise
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from ._exceptions import InvalidQueryError, RepositoryError
@@ -60,6 +60,8 @@ _CALL = object()
 #: Bound-parameter names of the cached primary-key SELECT (``pk_0``, ``pk_1``, ... would collide
 #: with nothing a caller can add: the statement is never combined with other criteria).
 _PK_PARAM = "mosaic_pk_{}"
+
+_SQLMODEL_INIT = SQLModel.__init__
 
 #: SQLite's largest rowid; once a table holds it, new rowids are picked at random.
 _SQLITE_MAX_ROWID = 2**63 - 1
@@ -220,6 +222,8 @@ class ModelPlan:
         if not self.fast_construct or not mapper.configured or mapper.validators:
             return False
         manager = mapper.class_manager
+        if manager.original_init is not _SQLMODEL_INIT:
+            return False  # the model's own __init__ (derived fields, checks): only it knows
         if not all(fn is _event_on_init for fn in manager.dispatch.init):
             return False
         # (relationship attributes carry backref listeners: construct() leaves those alone)

@@ -575,16 +575,11 @@ class Repository(Generic[ModelT]):
     async def copy_many(self, rows: Sequence[ModelT | Mapping[str, Any]]) -> int:
         """Bulk-load ``rows`` as fast as the backend allows; returns the number of rows.
 
-        PostgreSQL + asyncpg: binary ``COPY`` on the unit of work's own connection (so it commits
-        or rolls back with it). Elsewhere: one executemany ``INSERT``. Unlike :meth:`add_many`,
-        nothing is returned or attached to the session (no primary keys come back). Columns are
-        those the rows set (a primary key left as ``None`` is filled by the database).
+        Inserts exactly the rows :meth:`add_many` would (a mapping is what ``Model(**mapping)``
+        holds; keys are attribute names; a ``None`` the database fills in is left out, so server
+        defaults apply). PostgreSQL + asyncpg: binary ``COPY`` on the unit of work's own
+        connection, inside its transaction (BEGIN is sent first), so it commits or rolls back
+        with it. Elsewhere: one executemany ``INSERT``. Unlike :meth:`add_many`, nothing is
+        returned or attached to the session (no primary keys come back).
         """
-        return await _bulk.copy_many(
-            self.session,
-            self.table(),
-            self.columns(),
-            {c.key for c in self.primary_key()},
-            self._check_values,
-            rows,
-        )
+        return await _bulk.copy_many(self.session, self._plan(), rows)

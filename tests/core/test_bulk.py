@@ -1,0 +1,146 @@
+"""``add_many`` and ``copy_many`` insert what the ORM inserts; ``copy_many`` is atomic with its
+unit of work.
+
+copy_many used to pad missing keys with NULL (server defaults lost, NOT NULL violated), send a
+model instance's server-default columns as NULL, read values by column key (renamed columns),
+and, on PostgreSQL, run its COPY before SQLAlchemy had sent BEGIN (autocommitted: the rows
+survived the unit of work's rollback). add_many built mappings without the model's own
+``__init__``. Both backends; the models are an in-test plugin (``mosaic_plugins`` marker).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, MetaData, String
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+import sqlmosaic
+from mosaic_accounts import User, UserRepository
+from sqlmosaic import InvalidQueryError, Repository, transaction
+
+
+class _Base(SQLModel, registry=registry(metadata=MetaData())):
+    pass
+
+
+class Gadget(_Base, table=True):
+    __tablename__ = "bulk_gadget"
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch: str = Field(max_length=10)
+    name: str = Field(max_length=50)
+    # NOT NULL, filled by the database when not given
+    code: str | None = Field(
+        default=None, sa_column=Column(String(10), nullable=False, server_default="G-1")
+    )
+    # a renamed column: the public name is the attribute ``note``
+    note: str | None = Field(default=None, sa_column=Column("note_db", String(20), nullable=True))
+    level: int = 3
+    slug: str = Field(default="", max_length=60)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        if not self.slug:
+            self.slug = self.name.lower().replace(" ", "-")
+
+
+class GadgetRepository(Repository[Gadget]):
+    pass
+
+
+class _Plugin:
+    mosaic_name = "gadgets"
+
+    @sqlmosaic.hookimpl
+    def mosaic_models(self) -> list[type[SQLModel]]:
+        return [Gadget]
+
+
+def _rows(batch: str) -> list[Any]:
+    """Rows with different key sets, a model instance, an explicit ``id=None``."""
+    return [
+        {"batch": batch, "name": "Hello World"},
+        {"batch": batch, "name": "own code", "code": "OWN", "note": "n1"},
+        {"batch": batch, "name": "levelled", "level": 7},
+        Gadget(batch=batch, name="Object Row"),
+        {"id": None, "batch": batch, "name": "no key", "slug": "given"},
+        {"batch": batch, "name": "note only", "note": "n2"},
+    ]
+
+
+async def _stored(session: AsyncSession, batch: str) -> list[tuple[Any, ...]]:
+    query = (
+        select(Gadget.name, Gadget.code, Gadget.note, Gadget.level, Gadget.slug)
+        .where(Gadget.batch == batch)
+        .order_by(Gadget.name)
+    )
+    return list((await session.exec(query)).all())
+
+
+@pytest.mark.mosaic_plugins(_Plugin())
+async def test_copy_many_inserts_what_add_many_and_the_orm_insert(
+    mosaic_session: AsyncSession,
+) -> None:
+    gadgets = GadgetRepository(mosaic_session)
+    await gadgets.add_many(_rows("added"))
+    assert await gadgets.copy_many(_rows("copied")) == 6
+    mosaic_session.add_all([r if isinstance(r, Gadget) else Gadget(**r) for r in _rows("orm")])
+    await mosaic_session.flush()
+    orm = await _stored(mosaic_session, "orm")
+    assert len(orm) == 6
+    assert ("Hello World", "G-1", None, 3, "hello-world") in orm  # server default, __init__
+    assert ("own code", "OWN", "n1", 3, "own-code") in orm
+    assert await _stored(mosaic_session, "added") == orm
+    assert await _stored(mosaic_session, "copied") == orm
+
+
+@pytest.mark.mosaic_plugins(_Plugin())
+async def test_add_many_of_a_mapping_runs_the_models_own_init(
+    mosaic_session: AsyncSession,
+) -> None:
+    (built,) = await GadgetRepository(mosaic_session).add_many([{"batch": "i", "name": "Hi There"}])
+    assert built.slug == Gadget(batch="i", name="Hi There").slug == "hi-there"
+
+
+@pytest.mark.mosaic_plugins(_Plugin())
+async def test_copy_many_names_a_bad_key_or_row(mosaic_session: AsyncSession) -> None:
+    gadgets = GadgetRepository(mosaic_session)
+    with pytest.raises(InvalidQueryError) as info:
+        await gadgets.copy_many([{"batch": "b", "name": "x", "note_db": "column name"}])
+    assert info.value.field == "note_db"
+    with pytest.raises(InvalidQueryError):
+        await gadgets.copy_many([42])  # type: ignore[list-item]
+
+
+async def _user_count(factory: async_sessionmaker[AsyncSession]) -> int:
+    async with factory() as session:
+        return int((await session.exec(select(func.count()).select_from(User))).one())
+
+
+@pytest.mark.parametrize("mosaic_backend", ["postgresql", "sqlite"], indirect=True)
+async def test_copy_many_as_first_statement_rolls_back_with_its_unit_of_work(
+    fresh_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """On a real engine and database, outside the test plugin's outer transaction."""
+
+    class Boom(Exception):
+        pass
+
+    rows = [{"email": f"c{i}@example.com", "name": f"C{i}"} for i in range(100)]
+
+    async def load_then_fail() -> None:
+        async with fresh_factory() as session, transaction(session):
+            assert await UserRepository(session).copy_many(rows) == 100
+            raise Boom
+
+    with pytest.raises(Boom):
+        await load_then_fail()
+    assert await _user_count(fresh_factory) == 0
+    async with fresh_factory() as session, transaction(session):
+        await UserRepository(session).copy_many(rows)
+    assert await _user_count(fresh_factory) == 100
