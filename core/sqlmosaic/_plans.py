@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Column, Connection, Insert, Table, and_, bindparam, func, insert, inspect
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Mapper, Session
@@ -97,6 +98,8 @@ class ModelPlan:
     #: (name, default, FieldInfo) of every optional field: default is the value itself when it
     #: is an immutable scalar, else ``_CALL`` (ask the FieldInfo: factory, copied default)
     optional_fields: tuple[tuple[str, Any, Any], ...]
+    #: (Python type, pydantic adapter) of each key column; (None, None) when the type has none
+    pk_types: tuple[tuple[Any, Any], ...]
     #: column key of an integer primary key that SQLite makes its rowid (None: no such key)
     rowid_key: str | None
     #: the table is ``sqlite_autoincrement``: SQLite never picks its keys at random
@@ -109,6 +112,27 @@ class ModelPlan:
 
     def identity_key(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         return self.mapper.identity_key_from_primary_key(values)
+
+    def coerce_pk(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``values`` as the key columns' Python types (``"5"`` for an integer key, a ``str``
+        for a UUID key), so that every backend gets the same key; :class:`InvalidQueryError`
+        when a value cannot be one. ``None`` stays ``None``."""
+        if len(values) != len(self.pk_types):
+            return values
+        out = []
+        for value, (python_type, adapter) in zip(values, self.pk_types, strict=True):
+            if value is None or python_type is None or isinstance(value, python_type):
+                out.append(value)
+                continue
+            try:
+                out.append(adapter.validate_python(value))
+            except ValidationError:
+                raise InvalidQueryError(
+                    f"{self.model.__name__}'s key must be {python_type.__name__}, "
+                    f"got {type(value).__name__}",
+                    field="pk",
+                ) from None
+        return tuple(out)
 
     def get_params(self, values: tuple[Any, ...]) -> dict[str, Any]:
         return dict(zip(self.pk_params, values, strict=True))
@@ -366,12 +390,21 @@ def model_plan(model: type[Any]) -> ModelPlan:
         and not getattr(model, "__pydantic_root_model__", False)
         and set(model_fields) <= {a.key for a in attrs}
     )
+    pk_types: list[tuple[Any, Any]] = []
+    for column in pk_columns:
+        try:
+            python_type = column.type.python_type
+        except NotImplementedError:
+            pk_types.append((None, None))
+        else:
+            pk_types.append((python_type, TypeAdapter(python_type)))
     rowid_key = None
     if len(pk_columns) == 1 and table.autoincrement_column is pk_columns[0]:
         rowid_key = pk_columns[0].key
     return ModelPlan(
         model=model,
         rowid_key=rowid_key,
+        pk_types=tuple(pk_types),
         sqlite_autoincrement=bool(table.dialect_options["sqlite"].get("autoincrement")),
         mapper=mapper,
         table=table,

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Integer, Table, and_, bindparam, func, inspect
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -75,11 +76,25 @@ def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except Exception as exc:
             translated = translate_error(exc)
             if translated is None:
+                if _is_bad_value(exc):
+                    raise InvalidQueryError(
+                        "a value does not fit its column "
+                        f"({type(getattr(exc, 'orig', None)).__name__})",
+                        field="values",
+                    ) from exc
                 raise
             raise translated from exc
 
     setattr(wrapper, _TRANSLATED, True)
     return wrapper
+
+
+def _is_bad_value(exc: BaseException) -> bool:
+    """A value SQLAlchemy could not turn into a parameter (a type's bind processing raised):
+    the caller's input, never a server fault. Its message may hold the value: not repeated."""
+    return isinstance(exc, sa_exc.StatementError) and isinstance(
+        exc.orig, TypeError | ValueError | AttributeError | OverflowError
+    )
 
 
 class Repository(Generic[ModelT]):
@@ -259,6 +274,7 @@ class Repository(Generic[ModelT]):
             raise InvalidQueryError(
                 f"{self.model.__name__} has a primary key of {len(keys)} column(s)", field="pk"
             )
+        values = self._plan().coerce_pk(values)
         clauses = [col == value for col, value in zip(keys, values, strict=True)]
         return and_(*clauses)
 
@@ -292,6 +308,8 @@ class Repository(Generic[ModelT]):
         plan = self._plan()
         values = pk if type(pk) is tuple else (pk,)
         if len(values) == len(plan.pk_params):
+            values = plan.coerce_pk(values)
+            pk = values if len(values) > 1 else values[0]
             if all(v is None for v in values):
                 return None  # a key no row can have (Session.get warns and returns None)
             if not any(v is None for v in values):
