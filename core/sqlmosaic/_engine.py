@@ -178,6 +178,16 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
     dialect.set_engine_execution_options = set_engine_execution_options  # type: ignore[method-assign,assignment]
     dialect.set_connection_execution_options = set_connection_execution_options  # type: ignore[method-assign]
     dialect.do_begin = _do_begin  # type: ignore[method-assign,assignment]
+    set_isolation = dialect.set_isolation_level
+
+    def set_isolation_level(dbapi_connection: Any, level: Any) -> None:
+        # AUTOCOMMIT: no BEGIN at all (``_do_begin`` reads the flag), each statement commits
+        raw = _raw_connection(dbapi_connection)
+        if isinstance(raw, DeferredBeginConnection):
+            raw.mosaic_autocommit = level == "AUTOCOMMIT"
+        set_isolation(dbapi_connection, level)
+
+    dialect.set_isolation_level = set_isolation_level  # type: ignore[method-assign]
     # No ``insertmanyvalues_implicit_sentinel`` override: SQLite picks rowids at random once a
     # table holds 2**63-1, so matching RETURNING rows to VALUES order by key can hand objects
     # other rows' keys. The ORM keeps SQLAlchemy's own (one INSERT per row when it needs the
@@ -213,9 +223,10 @@ def _do_begin(pooled: Any) -> None:
     """
     adapter = pooled.dbapi_connection
     statement = f"BEGIN {pooled.info.get(_BEGIN_MODE_KEY, 'DEFERRED')}"
-    raw = getattr(getattr(adapter, "_connection", None), "_connection", None)
+    raw = _raw_connection(adapter)
     if isinstance(raw, DeferredBeginConnection):
-        raw.mosaic_pending_begin = statement
+        if not raw.mosaic_autocommit:
+            raw.mosaic_pending_begin = statement
         return
     # not one of ours (a ``factory`` of the caller's own in connect_args): send it now
     cursor = adapter.cursor()
@@ -223,6 +234,11 @@ def _do_begin(pooled: Any) -> None:
         cursor.execute(statement)
     finally:
         cursor.close()
+
+
+def _raw_connection(adapter: Any) -> Any:
+    """The ``sqlite3`` connection under SQLAlchemy's aiosqlite adapter (or None)."""
+    return getattr(getattr(adapter, "_connection", None), "_connection", None)
 
 
 class DeferredBeginCursor(sqlite3.Cursor):
@@ -261,6 +277,8 @@ class DeferredBeginConnection(sqlite3.Connection):
     """
 
     mosaic_pending_begin: str | None = None
+    #: the connection's isolation level is AUTOCOMMIT: no BEGIN is left pending
+    mosaic_autocommit: bool = False
 
     def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory or DeferredBeginCursor)

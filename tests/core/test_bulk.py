@@ -144,3 +144,26 @@ async def test_copy_many_as_first_statement_rolls_back_with_its_unit_of_work(
     async with fresh_factory() as session, transaction(session):
         await UserRepository(session).copy_many(rows)
     assert await _user_count(fresh_factory) == 100
+
+
+@pytest.mark.parametrize("mosaic_backend", ["postgresql", "sqlite"], indirect=True)
+async def test_autocommit_unit_of_work_really_autocommits(
+    fresh_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """``isolation_level="AUTOCOMMIT"`` was silently a transaction on SQLite (rows rolled back)."""
+
+    class Boom(Exception):
+        pass
+
+    async def add_then_fail() -> None:
+        async with fresh_factory() as session, transaction(session, isolation_level="AUTOCOMMIT"):
+            await UserRepository(session).add(User(email="auto@example.com", name="A"))
+            raise Boom
+
+    with pytest.raises(Boom):
+        await add_then_fail()
+    assert await _user_count(fresh_factory) == 1  # each statement committed on its own
+    async with fresh_factory() as session, transaction(session):  # the pool's next user
+        await UserRepository(session).add(User(email="tx@example.com", name="T"))
+        await session.rollback()
+    assert await _user_count(fresh_factory) == 1  # a normal unit is a transaction again
