@@ -240,7 +240,9 @@ def parse_sort(
         keys.append(SortKey(name, column, descending))
     for pk in primary_key:
         if not any(k.column is pk for k in keys):
-            keys.append(SortKey(pk.key, pk, False))
+            # its attribute name (the column key differs for a renamed column)
+            name = next((n for n, c in columns.items() if c is pk), pk.key)
+            keys.append(SortKey(name, pk, False))
     return keys
 
 

@@ -175,12 +175,19 @@ class Repository(Generic[ModelT]):
 
     @classmethod
     def columns(cls) -> dict[str, Column[Any]]:
-        """The model's columns by attribute key (a new dict each call)."""
+        """The model's columns by attribute name (a new dict each call): the public names of
+        filters, sorts, values and cursors, also for a renamed column
+        (``sa_column=Column("note_db")`` on the field ``note`` is ``"note"``)."""
         cache = cls._introspection_cache()
         key = ("columns", cls.model)
         columns = cache.get(key)
         if columns is None:
-            columns = cache[key] = {c.key: c for c in cls.table().columns}
+            table = cls.table()
+            columns = cache[key] = {
+                prop.key: prop.columns[0]
+                for prop in inspect(cls.model).column_attrs
+                if isinstance(prop.columns[0], Column) and prop.columns[0].table is table
+            }
         return dict(columns)
 
     @classmethod
@@ -294,6 +301,11 @@ class Repository(Generic[ModelT]):
         """Execute a Core/ORM statement that SQLModel's ``exec`` overloads do not type."""
         return typing.cast(Result[Any], await self.session.exec(typing.cast(Any, statement)))
 
+    def _by_column(self, values: Mapping[str, Any]) -> dict[Column[Any], Any]:
+        """``values`` by attribute name -> by column (checked names only)."""
+        columns = self.columns()
+        return {columns[name]: value for name, value in values.items()}
+
     def _check_values(self, values: Mapping[str, Any]) -> None:
         columns = self.columns()
         for name in values:
@@ -306,8 +318,10 @@ class Repository(Generic[ModelT]):
         """``Session.get`` without rebuilding its statement per call (see ``_plans``): the
         identity map, then the model's cached primary-key SELECT."""
         plan = self._plan()
+        if type(pk) is list:
+            pk = tuple(pk)  # Session.get's other spelling of a key tuple
         values = pk if type(pk) is tuple else (pk,)
-        if len(values) == len(plan.pk_params):
+        if len(values) == len(plan.pk_params) and not isinstance(pk, Mapping):
             values = plan.coerce_pk(values)
             pk = values if len(values) > 1 else values[0]
             if all(v is None for v in values):
@@ -386,7 +400,7 @@ class Repository(Generic[ModelT]):
             last = items[-1]
             return Page._with_cursor_values(
                 items,
-                [getattr(last, k.column.key) for k in keys],
+                [getattr(last, k.name) for k in keys],
                 limit=limit,
                 offset=offset,
                 total=total,
@@ -464,7 +478,7 @@ class Repository(Generic[ModelT]):
         stmt = (
             sa_update(self.model)
             .where(self._pk_clause(target))
-            .values(**values)
+            .values(self._by_column(values))
             .returning(self.model)
             .execution_options(populate_existing=True, synchronize_session=False)
         )
@@ -493,7 +507,7 @@ class Repository(Generic[ModelT]):
         stmt = (
             sa_update(self.model)
             .where(*conditions)
-            .values(**values)
+            .values(self._by_column(values))
             .execution_options(synchronize_session="fetch")
         )
         result = await self.session.exec(stmt)
@@ -520,12 +534,11 @@ class Repository(Generic[ModelT]):
         given = values.model_fields_set if isinstance(values, SQLModel) else set(data)
         if isinstance(values, Mapping):
             self._check_values(values)
-        pk_names = {c.key for c in self.primary_key()}
+        columns = self.columns()
+        pk_names = {name for name, column in columns.items() if column.primary_key}
         # A primary key left to the database (None) is not sent.
         data = {
-            k: v
-            for k, v in data.items()
-            if k in self.columns() and (v is not None or k not in pk_names)
+            k: v for k, v in data.items() if k in columns and (v is not None or k not in pk_names)
         }
         targets = builtins.list(conflict or sorted(pk_names))
         self._check_values(dict.fromkeys(targets))
@@ -538,24 +551,27 @@ class Repository(Generic[ModelT]):
             else [k for k in data if k in given and k not in targets and k not in pk_names]
         )
         self._check_values(dict.fromkeys(names))
-        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        # the engine this model's statements go to (``binds=`` included), as a flush picks it
+        dialect = self.session.sync_session.get_bind(self.model).dialect.name
         insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
         if insert is None:
             raise InvalidQueryError(f"upsert is not supported on {dialect}", field="dialect")
-        stmt = insert(self.model).values(**data)
+        stmt = insert(self.model).values(self._by_column(data))
         excluded = stmt.excluded
+        index = [columns[t] for t in targets]
         stmt = (
             stmt.on_conflict_do_update(
-                index_elements=targets, set_={name: excluded[name] for name in names}
+                index_elements=index,
+                set_={columns[n]: excluded[columns[n].key] for n in names},
             )
             if names
-            else stmt.on_conflict_do_nothing(index_elements=targets)
+            else stmt.on_conflict_do_nothing(index_elements=index)
         )
         stmt = stmt.returning(self.model).execution_options(populate_existing=True)
         obj = (await self._exec(stmt)).scalars().one_or_none()
         if obj is None:  # DO NOTHING on conflict: read the existing row
             key = tuple(data[t] for t in targets)
-            clause = [self.columns()[t] == v for t, v in zip(targets, key, strict=True)]
+            clause = [columns[t] == v for t, v in zip(targets, key, strict=True)]
             obj = (await self.session.exec(select(self.model).where(*clause))).one()
         return typing.cast("ModelT", obj)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, MetaData, String
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -167,3 +167,47 @@ async def test_autocommit_unit_of_work_really_autocommits(
         await UserRepository(session).add(User(email="tx@example.com", name="T"))
         await session.rollback()
     assert await _user_count(fresh_factory) == 1  # a normal unit is a transaction again
+
+
+# --------------------------------------------------------------------------- public names
+
+
+@pytest.mark.mosaic_plugins(_Plugin())
+async def test_public_names_are_attribute_names_everywhere(mosaic_session: AsyncSession) -> None:
+    """A renamed column (``sa_column=Column("note_db")``) is ``note`` to every caller."""
+    gadgets = GadgetRepository(mosaic_session)
+    assert "note" in gadgets.columns()
+    assert "note_db" not in gadgets.columns()
+    (one, two) = await gadgets.add_many(
+        [{"batch": "n", "name": "one", "note": "a"}, {"batch": "n", "name": "two", "note": "b"}]
+    )
+    assert [g.name for g in (await gadgets.list(where={"note": "a"})).items] == ["one"]
+    assert [g.name for g in (await gadgets.list(order_by="-note")).items] == ["two", "one"]
+    assert await gadgets.count(where={"note__in": ["a", "b"]}) == 2
+    assert (await gadgets.update(one.id, {"note": "c"})).note == "c"
+    assert await gadgets.update_where({"note": "d"}, where={"note": "b"}) == 1
+    upserted = await gadgets.upsert({"id": two.id, "batch": "n", "name": "two", "note": "e"})
+    assert upserted.note == "e"
+    for bad in (
+        gadgets.list(order_by="note_db"),
+        gadgets.list(where={"note_db": "a"}),
+        gadgets.update(one.id, {"note_db": "x"}),
+        gadgets.update_where({"note_db": "x"}, where={"note": "c"}),
+    ):
+        with pytest.raises(InvalidQueryError) as info:
+            await bad
+        assert info.value.field == "note_db"
+
+
+@pytest.mark.mosaic_plugins(_Plugin())
+async def test_upsert_uses_the_bind_of_the_model(mosaic_connection: AsyncConnection) -> None:
+    """A session with ``binds=`` has no ``session.bind``: upsert said "not supported on "."""
+    session = AsyncSession(binds={Gadget: mosaic_connection}, expire_on_commit=False)
+    try:
+        gadgets = GadgetRepository(session)
+        made = await gadgets.upsert({"id": 4242, "batch": "b", "name": "bound"})
+        assert made.id == 4242
+        again = await gadgets.upsert({"id": made.id, "batch": "b", "name": "bound again"})
+        assert (again.id, again.name) == (made.id, "bound again")
+    finally:
+        await session.close()
