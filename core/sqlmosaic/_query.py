@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, ColumnElement, and_, or_
+from sqlalchemy import Column, ColumnElement, and_, false, or_
 
 from ._exceptions import InvalidQueryError
 
@@ -99,6 +99,17 @@ class SortKey:
     @property
     def spec(self) -> str:
         return f"-{self.name}" if self.descending else self.name
+
+    @property
+    def nullable(self) -> bool:
+        return bool(self.column.nullable) and not self.column.primary_key
+
+    def order(self) -> ColumnElement[Any]:
+        """The ORDER BY term; NULLs sort after every value on every backend."""
+        column = self.column
+        if not self.nullable:
+            return column.desc() if self.descending else column.asc()
+        return column.desc().nulls_first() if self.descending else column.asc().nulls_last()
 
 
 class Page(Generic[T]):
@@ -310,15 +321,29 @@ def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
 
 
 def keyset_condition(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:
-    """Rows strictly after ``values`` in the order of ``keys`` (expanded row comparison)."""
-    for key in keys:
-        if key.column.nullable and not key.column.primary_key:
-            raise InvalidQueryError(
-                f"keyset pagination cannot sort by nullable field {key.name!r}", field=key.name
-            )
+    """Rows strictly after ``values`` in the order of ``keys`` (expanded row comparison).
+
+    A nullable key sorts NULL after every value (ascending ``NULLS LAST``, descending
+    ``NULLS FIRST``: PostgreSQL's default, and what :meth:`SortKey.order` asks SQLite for), so a
+    cursor value of ``None`` is compared with ``IS NULL`` / ``IS NOT NULL``, never ``= NULL``.
+    """
     branches: list[ColumnElement[bool]] = []
     for i, key in enumerate(keys):
-        equal = [keys[j].column == values[j] for j in range(i)]
-        step = key.column < values[i] if key.descending else key.column > values[i]
-        branches.append(and_(*equal, step))
-    return or_(*branches)
+        step = _after(key, values[i])
+        if step is not None:
+            equal = [_same(keys[j].column, values[j]) for j in range(i)]
+            branches.append(and_(*equal, step))
+    return or_(*branches) if branches else false()
+
+
+def _same(column: Column[Any], value: Any) -> ColumnElement[bool]:
+    return column.is_(None) if value is None else column == value
+
+
+def _after(key: SortKey, value: Any) -> ColumnElement[bool] | None:
+    """Rows after ``value`` in ``key`` alone (``None``: no row sorts after it)."""
+    column = key.column
+    if value is None:  # NULL is the largest value: only non-NULLs come after it, descending
+        return column.is_not(None) if key.descending else None
+    step: ColumnElement[bool] = column < value if key.descending else column > value
+    return or_(step, column.is_(None)) if key.nullable and not key.descending else step

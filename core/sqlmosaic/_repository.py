@@ -265,7 +265,7 @@ class Repository(Generic[ModelT]):
             )
             stmt: SelectOfScalar[Any] = (
                 select(cls.model)
-                .order_by(*(k.column.desc() if k.descending else k.column.asc() for k in keys))
+                .order_by(*(k.order() for k in keys))
                 .limit(bindparam("mosaic_limit", type_=Integer))
                 .offset(bindparam("mosaic_offset", type_=Integer))
             )

@@ -121,7 +121,12 @@ def test_keyset_condition_expands_the_row_comparison() -> None:
     assert "thing.id > " in text
 
 
-def test_keyset_refuses_nullable_sort_field() -> None:
+def test_keyset_on_a_nullable_sort_field_compares_nulls_with_is() -> None:
+    """NULL sorts after every value: after a NULL (ascending) only the tie-breaker moves on."""
     keys = parse_sort(["seen"], COLUMNS, ALLOWED, "T", [table.c.id])
-    with pytest.raises(InvalidQueryError, match="nullable"):
-        keyset_condition(keys, [None, 1])
+    text = sql(keyset_condition(keys, [None, 1]))
+    assert "thing.seen IS NULL" in text
+    assert "thing.id > " in text
+    assert "= NULL" not in text
+    descending = parse_sort(["-seen"], COLUMNS, ALLOWED, "T", [table.c.id])
+    assert "thing.seen IS NOT NULL" in sql(keyset_condition(descending, [None, 1]))
