@@ -14,7 +14,8 @@ would redo on every call, without changing what the caller gets:
   the transaction rolls back. Taken only when a flush would do nothing more: the object is new,
   the session has no other pending change, the mapper is a single table without inheritance or a
   version counter, no relationship attribute is set, no value is a SQL expression, and no
-  ``before_insert``/``after_insert``/``before_flush``/``after_flush`` listener exists. Otherwise
+  ``before_insert``/``after_insert``/``refresh_flush``/``before_flush``/``after_flush``
+  listener exists. Otherwise
   the repository adds the object and flushes, as before. On SQLite, a run of objects whose
   integer key SQLite assigns is matched to its rows by key order only after reading the largest
   key in the same transaction: past 2**63-1 SQLite picks keys at random, and then every row gets
@@ -149,6 +150,8 @@ class ModelPlan:
         mapper_dispatch = self.mapper.dispatch
         if mapper_dispatch.before_insert or mapper_dispatch.after_insert:
             return False
+        if self.mapper.class_manager.dispatch.refresh_flush:
+            return False  # a flush tells these listeners which columns came back
         relationship_keys = self.relationship_keys
         seen: set[int] = set()
         for obj in objs:

@@ -23,7 +23,6 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Result
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.base import Executable
@@ -31,7 +30,7 @@ from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from . import _bulk
+from . import _bulk, _upsert
 from ._exceptions import ConfigurationError, InvalidQueryError, MosaicError, NotFoundError
 from ._plans import ModelPlan, model_plan
 from ._query import (
@@ -464,6 +463,8 @@ class Repository(Generic[ModelT]):
         """Update an instance (after applying ``values``), or the row with primary key ``target``.
 
         By primary key it is one ``UPDATE ... RETURNING``; :class:`NotFoundError` when no row.
+        A model with ``before_update``/``after_update`` listeners or a version counter is
+        loaded, changed and flushed instead (the listeners run, as with the ORM).
         """
         values = dict(values or {})
         self._check_values(values)
@@ -475,6 +476,20 @@ class Repository(Generic[ModelT]):
             return typing.cast("ModelT", target)
         if not values:
             raise InvalidQueryError("update by primary key needs values", field="values")
+        mapper = inspect(self.model)
+        if mapper.dispatch.before_update or mapper.dispatch.after_update or mapper.version_id_col:
+            # a flush runs these (and bumps the version): load, set, flush as the ORM would
+            found = await self._lookup(target)
+            if found is None:
+                raise NotFoundError(
+                    f"{self.model.__name__} {target!r} not found",
+                    model=self.model.__name__,
+                    key=target,
+                )
+            for name, value in values.items():
+                setattr(found, name, value)
+            await self.session.flush()
+            return found
         stmt = (
             sa_update(self.model)
             .where(self._pk_clause(target))
@@ -525,55 +540,12 @@ class Repository(Generic[ModelT]):
 
         ``conflict`` names the unique columns (default: the primary key); ``update`` the columns
         to overwrite (default: every given column outside ``conflict``). One statement.
+        Returns the row as stored, loaded into the session (persistent); as with
+        ``Session.merge``, an instance passed in is not attached itself: use the returned one.
         """
-        data = (
-            values.model_dump(exclude_unset=False) if isinstance(values, SQLModel) else dict(values)
+        return typing.cast(
+            "ModelT", await _upsert.upsert(self, values, conflict=conflict, update=update)
         )
-        # On conflict, overwrite only what the caller gave: an instance's defaults (created_at,
-        # a hidden password hash left at None) fill a NEW row but never clobber an existing one.
-        given = values.model_fields_set if isinstance(values, SQLModel) else set(data)
-        if isinstance(values, Mapping):
-            self._check_values(values)
-        columns = self.columns()
-        pk_names = {name for name, column in columns.items() if column.primary_key}
-        # A primary key left to the database (None) is not sent.
-        data = {
-            k: v for k, v in data.items() if k in columns and (v is not None or k not in pk_names)
-        }
-        targets = builtins.list(conflict or sorted(pk_names))
-        self._check_values(dict.fromkeys(targets))
-        missing = [t for t in targets if t not in data]
-        if missing:
-            raise InvalidQueryError(f"upsert needs a value for {missing[0]!r}", field=missing[0])
-        names = (
-            builtins.list(update)
-            if update is not None
-            else [k for k in data if k in given and k not in targets and k not in pk_names]
-        )
-        self._check_values(dict.fromkeys(names))
-        # the engine this model's statements go to (``binds=`` included), as a flush picks it
-        dialect = self.session.sync_session.get_bind(self.model).dialect.name
-        insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-        if insert is None:
-            raise InvalidQueryError(f"upsert is not supported on {dialect}", field="dialect")
-        stmt = insert(self.model).values(self._by_column(data))
-        excluded = stmt.excluded
-        index = [columns[t] for t in targets]
-        stmt = (
-            stmt.on_conflict_do_update(
-                index_elements=index,
-                set_={columns[n]: excluded[columns[n].key] for n in names},
-            )
-            if names
-            else stmt.on_conflict_do_nothing(index_elements=index)
-        )
-        stmt = stmt.returning(self.model).execution_options(populate_existing=True)
-        obj = (await self._exec(stmt)).scalars().one_or_none()
-        if obj is None:  # DO NOTHING on conflict: read the existing row
-            key = tuple(data[t] for t in targets)
-            clause = [columns[t] == v for t, v in zip(targets, key, strict=True)]
-            obj = (await self.session.exec(select(self.model).where(*clause))).one()
-        return typing.cast("ModelT", obj)
 
     @_translated
     async def delete(self, target: ModelT | Any) -> None:

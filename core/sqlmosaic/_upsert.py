@@ -1,0 +1,79 @@
+"""``Repository.upsert``: ``INSERT ... ON CONFLICT`` on PostgreSQL and SQLite.
+
+Kept apart from the repository's other writes (size). Names are attribute names; the statement
+goes to the engine the session binds the model to (``binds=`` included), as a flush picks it.
+The returned object is the row as stored, loaded into the session; like ``Session.merge``, an
+instance passed in is not attached itself (use the returned object).
+"""
+
+from __future__ import annotations
+
+import builtins
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel, select
+
+from ._exceptions import InvalidQueryError
+
+if typing.TYPE_CHECKING:
+    from ._repository import Repository
+
+__all__ = ["upsert"]
+
+
+async def upsert(
+    repo: Repository[Any],
+    values: Any,
+    *,
+    conflict: Sequence[str] | None,
+    update: Sequence[str] | None,
+) -> Any:
+    """See :meth:`Repository.upsert`."""
+
+    data = values.model_dump(exclude_unset=False) if isinstance(values, SQLModel) else dict(values)
+    # On conflict, overwrite only what the caller gave: an instance's defaults (created_at,
+    # a hidden password hash left at None) fill a NEW row but never clobber an existing one.
+    given = values.model_fields_set if isinstance(values, SQLModel) else set(data)
+    if isinstance(values, Mapping):
+        repo._check_values(values)
+    columns = repo.columns()
+    pk_names = {name for name, column in columns.items() if column.primary_key}
+    # A primary key left to the database (None) is not sent.
+    data = {k: v for k, v in data.items() if k in columns and (v is not None or k not in pk_names)}
+    targets = builtins.list(conflict or sorted(pk_names))
+    repo._check_values(dict.fromkeys(targets))
+    missing = [t for t in targets if t not in data]
+    if missing:
+        raise InvalidQueryError(f"upsert needs a value for {missing[0]!r}", field=missing[0])
+    names = (
+        builtins.list(update)
+        if update is not None
+        else [k for k in data if k in given and k not in targets and k not in pk_names]
+    )
+    repo._check_values(dict.fromkeys(names))
+    # the engine this model's statements go to (``binds=`` included), as a flush picks it
+    dialect = repo.session.sync_session.get_bind(repo.model).dialect.name
+    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise InvalidQueryError(f"upsert is not supported on {dialect}", field="dialect")
+    stmt = insert(repo.model).values(repo._by_column(data))
+    excluded = stmt.excluded
+    index = [columns[t] for t in targets]
+    stmt = (
+        stmt.on_conflict_do_update(
+            index_elements=index,
+            set_={columns[n]: excluded[columns[n].key] for n in names},
+        )
+        if names
+        else stmt.on_conflict_do_nothing(index_elements=index)
+    )
+    stmt = stmt.returning(repo.model).execution_options(populate_existing=True)
+    obj = (await repo._exec(stmt)).scalars().one_or_none()
+    if obj is None:  # DO NOTHING on conflict: read the existing row
+        key = tuple(data[t] for t in targets)
+        clause = [columns[t] == v for t, v in zip(targets, key, strict=True)]
+        obj = (await repo.session.exec(select(repo.model).where(*clause))).one()
+    return typing.cast(Any, obj)
