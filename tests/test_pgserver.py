@@ -39,6 +39,19 @@ def server() -> Iterator[PostgresServer]:
         yield srv
 
 
+@pytest.fixture
+def base_dir() -> Iterator[Path]:
+    """A private base_dir for the code under test, so that what it leaves behind is checked in
+    a directory no other run touches (never the machine's shared /tmp). Mode 0755: as root,
+    the ``postgres`` OS user must reach it (pytest's tmp_path is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="sqlmosaic-test-base-"))
+    os.chmod(base, 0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_url_formats() -> None:
     srv = PostgresServer("127.0.0.1", 5433, "postgres", None, Path("/d"), Path("/s"))
     assert srv.url() == "postgresql+asyncpg://postgres@127.0.0.1:5433/postgres"
@@ -83,13 +96,15 @@ def test_normal_user_runs_cluster_directly(server: PostgresServer) -> None:
     assert server.datadir.stat().st_uid == os.geteuid()
 
 
-def test_stop_really_stops_and_removes_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_really_stops_and_removes_dir(monkeypatch: pytest.MonkeyPatch, base_dir: Path) -> None:
     # A cwd the postgres OS user cannot read must not matter.
     cwd = Path(tempfile.mkdtemp(prefix="sqlmosaic-cwd-"))
     os.chmod(cwd, 0o700)
     monkeypatch.chdir(cwd)
     try:
-        srv = start_postgres(extra_options=("-c", "application_name=pgserver-test"))
+        srv = start_postgres(
+            extra_options=("-c", "application_name=pgserver-test"), base_dir=base_dir
+        )
         assert _query(srv, "show application_name") == "pgserver-test"
         assert _query(srv, "show fsync") == "off"
         srv.stop()
@@ -99,41 +114,38 @@ def test_stop_really_stops_and_removes_dir(monkeypatch: pytest.MonkeyPatch) -> N
         with pytest.raises(psycopg.OperationalError):
             _query(srv, "select 1")
         srv.stop()  # idempotent
+        assert list(base_dir.iterdir()) == []
     finally:
         monkeypatch.chdir("/")
         shutil.rmtree(cwd)
 
 
-def test_fixed_port_and_base_dir() -> None:
-    base = Path(tempfile.mkdtemp(prefix="sqlmosaic-base-"))
-    os.chmod(base, 0o755)
-    try:
-        with running_postgres() as first:
-            taken = first.port
-        with running_postgres(port=taken, base_dir=base) as srv:
-            assert srv.port == taken
-            assert srv.datadir.is_relative_to(base)
-            assert _query(srv, "select 1") == 1
-        assert list(base.iterdir()) == []
-    finally:
-        shutil.rmtree(base)
+def test_fixed_port_and_base_dir(base_dir: Path) -> None:
+    with running_postgres(base_dir=base_dir) as first:
+        taken = first.port
+    with running_postgres(port=taken, base_dir=base_dir) as srv:
+        assert srv.port == taken
+        assert srv.datadir.is_relative_to(base_dir)
+        assert _query(srv, "select 1") == 1
+    assert list(base_dir.iterdir()) == []
 
 
-def test_start_failure_reports_command_and_log() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("sqlmosaic-pg-*"))
+def test_start_failure_reports_command_and_log(base_dir: Path) -> None:
     with pytest.raises(PostgresStartError) as info:
-        start_postgres(extra_options=("-c", "no_such_setting_xyz=1"))
+        start_postgres(extra_options=("-c", "no_such_setting_xyz=1"), base_dir=base_dir)
     message = str(info.value)
     assert "pg_ctl start failed" in message
     assert "pg_ctl" in message
     assert "-D" in message
     assert "no_such_setting_xyz" in message  # from the server log tail
-    assert set(Path(tempfile.gettempdir()).glob("sqlmosaic-pg-*")) == before
+    assert f"-D {base_dir}/sqlmosaic-pg-" in message  # it really worked in base_dir ...
+    assert list(base_dir.iterdir()) == []  # ... and removed the directory it made there
 
 
-def test_port_in_use_is_reported(server: PostgresServer) -> None:
+def test_port_in_use_is_reported(server: PostgresServer, base_dir: Path) -> None:
     with pytest.raises(PostgresStartError, match=r"(?s)pg_ctl start failed.*server log"):
-        start_postgres(port=server.port)
+        start_postgres(port=server.port, base_dir=base_dir)
+    assert list(base_dir.iterdir()) == []
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="root-only path")

@@ -36,7 +36,7 @@ def test_the_page_has_the_three_hosts() -> None:
 
 async def _start(code: str, tmp_path: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
     script = tmp_path / "sample.py"
-    script.write_text(code)
+    await asyncio.to_thread(script.write_text, code)  # file I/O off the event loop
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-W",

@@ -52,9 +52,7 @@ def _closed_port() -> int:
 
 def _unreachable_host(password: str = "s3cret-pw") -> Mosaic:
     url = f"postgresql+asyncpg://app:{password}@127.0.0.1:{_closed_port()}/app"
-    host = Mosaic(MosaicSettings.load(database_url=url, connect_timeout=2))
-    host.load()
-    return host
+    return Mosaic(MosaicSettings.load(database_url=url, connect_timeout=2))
 
 
 def test_importing_sqlmosaic_imports_no_web_framework() -> None:

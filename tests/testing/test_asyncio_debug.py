@@ -76,8 +76,8 @@ def test_sync():
     pass
 """
 
+SLOW = "asyncio WARNING: Executing <*> took 0.4* seconds"
 BAD = {
-    "test_blocks_the_loop": "asyncio WARNING: Executing <*> took 0.4* seconds",
     "test_never_awaited": "*RuntimeWarning: coroutine '_helper' was never awaited*",
     "test_resource_warning": "*ResourceWarning: unclosed <socket.socket*",
     "test_exception_in_callback": (
@@ -101,22 +101,46 @@ def test_without_the_option_nothing_is_caught(project: pytest.Pytester) -> None:
     result.assert_outcomes(passed=9)
 
 
-def test_each_problem_fails_its_test(project: pytest.Pytester) -> None:
+def test_each_problem_fails_its_test_and_slow_callbacks_are_reported(
+    project: pytest.Pytester,
+) -> None:
     result = project.runpytest_subprocess(
         "--mosaic-backends", "sqlite", "--mosaic-asyncio-debug", "-rf", timeout=300
     )
-    result.assert_outcomes(passed=5, failed=4)
+    result.assert_outcomes(passed=6, failed=3)
     for name, pattern in BAD.items():
         result.stdout.fnmatch_lines([f"*{pattern}*"])
         result.stdout.fnmatch_lines([f"FAILED test_debug.py::{name} - *"])
-    assert "test_blocks_briefly" not in result.stdout.str().split("short test summary")[-1]
+    summary = result.stdout.str().split("short test summary")[-1]
+    assert "test_blocks_the_loop" not in summary  # wall-clock: reported, not failed
+    result.stdout.fnmatch_lines(
+        [
+            "*sqlmosaic: slow callbacks (reported, not failed)*",
+            f"  test_debug.py::test_blocks_the_loop (call): {SLOW}",
+        ]
+    )
+    assert "test_blocks_with_permission (call)" not in result.stdout.str()
 
 
-def test_threshold_is_configurable_in_the_ini(project: pytest.Pytester) -> None:
+def test_failing_on_slow_callbacks_is_opt_in_and_the_threshold_configurable(
+    project: pytest.Pytester,
+) -> None:
+    result = project.runpytest_subprocess(
+        "--mosaic-backends",
+        "sqlite",
+        "--mosaic-asyncio-debug",
+        "--mosaic-fail-slow-callbacks",
+        "-rf",
+        timeout=300,
+    )
+    result.assert_outcomes(passed=5, failed=4)
+    result.stdout.fnmatch_lines([f"*{SLOW}*", "FAILED test_debug.py::test_blocks_the_loop - *"])
     project.makefile(
         ".ini",
-        pytest=INI + "mosaic_asyncio_debug = true\nmosaic_slow_callback_duration = 0.6\n",
+        pytest=INI
+        + "mosaic_asyncio_debug = true\nmosaic_fail_slow_callbacks = true\n"
+        + "mosaic_slow_callback_duration = 60\n",
     )
     result = project.runpytest_subprocess("--mosaic-backends", "sqlite", timeout=300)
-    result.assert_outcomes(passed=6, failed=3)  # 0.4 s is now under the threshold
+    result.assert_outcomes(passed=6, failed=3)  # 0.4 s is far under the threshold
     result.stdout.fnmatch_lines(["*sqlmosaic: *asyncio_debug=True*"])

@@ -182,8 +182,7 @@ async def mosaic_host(
         discover=True,
         session_factory=mosaic_session_factory,
     )
-    host.load()
-    await host.start()
+    await host.start()  # loads the plugins in a worker thread
     try:
         yield host
     finally:

@@ -95,9 +95,24 @@ _SETTINGS = (
     ),
     _Setting(
         "mosaic_slow_callback_duration",
-        f"Seconds a callback may block the loop before --mosaic-asyncio-debug fails the test "
-        f"[{_DEFAULT_SLOW_CALLBACK}].",
+        f"Seconds a callback may take before --mosaic-asyncio-debug reports it as slow "
+        f"[{_DEFAULT_SLOW_CALLBACK}]; a report only, unless --mosaic-fail-slow-callbacks.",
         metavar="SECONDS",
+    ),
+    _Setting(
+        "mosaic_fail_slow_callbacks",
+        "With --mosaic-asyncio-debug: FAIL a test whose callbacks took longer than "
+        "--mosaic-slow-callback-duration (wall-clock: flaky on a loaded machine; by default "
+        "slow callbacks are only reported).",
+        flag=True,
+    ),
+    _Setting(
+        "mosaic_detect_blocking",
+        "FAIL a test that makes a blocking call (time.sleep, blocking socket or file I/O, "
+        "os.stat, ...) on the event loop, naming the call and where it was made (blockbuster; "
+        "allow known one-off work with the ini list mosaic_blocking_allow or "
+        "@pytest.mark.mosaic_allow_blocking).",
+        flag=True,
     ),
     _Setting(
         "mosaic_migration_checks",
@@ -114,6 +129,7 @@ _SETTINGS = (
 )
 
 MIGRATION_CHECKS_PATH = "tests/conftest.py"
+BLOCKING_ALLOW = "mosaic_blocking_allow"
 
 
 @dataclass(frozen=True)
@@ -130,6 +146,9 @@ class MosaicTestOptions:
     backends: tuple[str, ...]
     asyncio_debug: bool
     slow_callback_duration: float
+    fail_slow_callbacks: bool
+    detect_blocking: bool
+    blocking_allow: tuple[str, ...]  # FILE_SUFFIX:FUNCTION[,FUNCTION] entries
     migration_checks: bool
     migration_checks_path: str
 
@@ -161,7 +180,7 @@ class MosaicTestOptions:
         return (
             f"sqlmosaic: backends={' '.join(self.backends)}; postgresql: {pg}; "
             f"alembic={self.alembic_ini}; plugins={plugins}; "
-            f"asyncio_debug={self.asyncio_debug}"
+            f"asyncio_debug={self.asyncio_debug}; detect_blocking={self.detect_blocking}"
         )
 
 
@@ -190,6 +209,14 @@ def add_options(parser: pytest.Parser) -> None:
                 help=f"{setting.help} (env {setting.env}; ini {setting.name})",
             )
             parser.addini(setting.name, setting.help, default=setting.default)
+    parser.addini(
+        BLOCKING_ALLOW,
+        "Blocking calls --mosaic-detect-blocking allows: one FILE_SUFFIX:FUNCTION[,FUNCTION...] "
+        "per line; a call is allowed while such a function is on the stack (env "
+        "MOSAIC_TEST_BLOCKING_ALLOW, space separated).",
+        type="linelist",
+        default=[],
+    )
 
 
 def _raw(config: pytest.Config, setting: _Setting) -> Any:
@@ -224,6 +251,11 @@ def _names(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
     return tuple(part for part in text.replace(",", " ").split() if part)
+
+
+def _blocking_allow(config: pytest.Config) -> tuple[str, ...]:
+    env = os.environ.get("MOSAIC_TEST_BLOCKING_ALLOW", "").split()
+    return (*env, *(str(line) for line in config.getini(BLOCKING_ALLOW)))
 
 
 def get_options(config: pytest.Config) -> MosaicTestOptions:
@@ -275,6 +307,9 @@ def get_options(config: pytest.Config) -> MosaicTestOptions:
         backends=tuple(dict.fromkeys(backends)),
         asyncio_debug=_flag(config, settings["mosaic_asyncio_debug"]),
         slow_callback_duration=slow,
+        fail_slow_callbacks=_flag(config, settings["mosaic_fail_slow_callbacks"]),
+        detect_blocking=_flag(config, settings["mosaic_detect_blocking"]),
+        blocking_allow=_blocking_allow(config),
         migration_checks=_flag(config, settings["mosaic_migration_checks"]),
         migration_checks_path=text("mosaic_migration_checks_path") or MIGRATION_CHECKS_PATH,
     )

@@ -8,7 +8,7 @@ Fixtures: ``mosaic_backend``, ``mosaic_url``, ``mosaic_pg_url``, ``mosaic_sqlite
 ``mosaic_settings``, ``mosaic_engine``, ``mosaic_connection``, ``mosaic_session_factory``,
 ``mosaic_session``, ``mosaic_host``, ``mosaic_fresh_url``, ``mosaic_empty_url``,
 ``mosaic_sql_counter``, ``mosaic_migration_data``. Markers: ``mosaic_plugins``,
-``mosaic_backends``, ``mosaic_slow_callback_duration``.
+``mosaic_backends``, ``mosaic_slow_callback_duration``, ``mosaic_allow_blocking``.
 """
 
 from __future__ import annotations
@@ -58,7 +58,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "mosaic_slow_callback_duration(seconds): --mosaic-asyncio-debug tolerates callbacks "
         "blocking the event loop up to this long in this test",
     )
+    config.addinivalue_line(
+        "markers",
+        "mosaic_allow_blocking(*entries): --mosaic-detect-blocking allows blocking calls made "
+        "while one of these FILE_SUFFIX:FUNCTION[,FUNCTION...] functions is on the stack; no "
+        "entries: this test is not checked",
+    )
     options = get_options(config)
+    if options.detect_blocking and not config.pluginmanager.has_plugin("sqlmosaic.blocking"):
+        _register_blocking(config, options.blocking_allow)
     if find_spec("pytest_asyncio") is None:
         return  # sqlmosaic[testing] is not installed: options only, no fixtures
     for name in _FIXTURE_MODULES:
@@ -71,8 +79,24 @@ def pytest_configure(config: pytest.Config) -> None:
         if hasattr(config.option, "asyncio_debug"):
             config.option.asyncio_debug = True
         config.pluginmanager.register(
-            AsyncioDebugPlugin(options.slow_callback_duration), "sqlmosaic.asyncio_debug"
+            AsyncioDebugPlugin(
+                options.slow_callback_duration, fail_slow=options.fail_slow_callbacks
+            ),
+            "sqlmosaic.asyncio_debug",
         )
+
+
+def _register_blocking(config: pytest.Config, allow: tuple[str, ...]) -> None:
+    if find_spec("blockbuster") is None:
+        raise pytest.UsageError(
+            "--mosaic-detect-blocking / mosaic_detect_blocking needs blockbuster: "
+            "pip install 'sqlmosaic[testing]' (or pip install blockbuster)"
+        )
+    from ._blocking import DEFAULT_ALLOW, BlockingPlugin, parse_allow
+
+    entries = parse_allow(DEFAULT_ALLOW, where="DEFAULT_ALLOW")
+    entries += parse_allow(allow, where="mosaic_blocking_allow")
+    config.pluginmanager.register(BlockingPlugin(config.rootpath, entries), "sqlmosaic.blocking")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
