@@ -6,6 +6,7 @@ The failing plugins are real installed distributions (``fixtures/broken``,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -349,10 +350,10 @@ async def test_a_failing_load_leaves_nothing_half_registered(broken: None, tmp_p
     assert mosaic.running is False
     assert mosaic.database.connected is False  # never connected: the failure came first
     with pytest.raises(DuplicateRepositoryError):  # not cached as half-loaded
-        mosaic.load()
+        await asyncio.to_thread(mosaic.load)  # discovery reads from disk: off the loop
     # A sibling host in the same process is unaffected.
     healthy = Mosaic(settings.model_copy(update={"plugins": ["accounts", "tasks"]}))
-    assert healthy.load().names == ("accounts", "tasks")
+    assert (await asyncio.to_thread(healthy.load)).names == ("accounts", "tasks")
     assert "shadow_users" not in " ".join(healthy.plugins.repositories)
 
 

@@ -50,11 +50,16 @@ DEFAULT_ALLOW: tuple[str, ...] = (
     "sqlalchemy/dialects/sqlite/pysqlite.py:create_connect_args",
     # FastAPI reads the endpoint's source file name when an endpoint raises (error context)
     "fastapi/routing.py:_extract_endpoint_context",
+    # Migrations on a connection the caller hands in (inside the caller's transaction): Alembic
+    # is synchronous and the connection belongs to the caller's loop, so its script loading
+    # runs there. Without a connection, sqlmosaic runs Alembic on a worker thread's loop.
+    "sqlmosaic/migrations/_runtime.py:_run_on_connection",
+    "sqlmosaic/migrations/_commands.py:call",
 )
 
 _MAX_SHOWN = 10
 _MAX_VIA = 4  # library frames shown between the blocking call and the project's code
-_MAX_PROJECT = 6  # and the project's own frames above them
+_MAX_PROJECT = 5  # and the project's own frames above them
 
 
 def parse_allow(entries: Iterable[str], *, where: str) -> list[tuple[str, set[str]]]:
@@ -96,17 +101,18 @@ class _Recorder:
             return text
         # The way from the nearest project frame (test or code under test) to the library.
         via: list[str] = []
-        project = 0
+        project: list[str] = []
         for frame in reversed(frames[:-1]):
             if self._is_project(frame.filename):
-                via.append(self._show(frame))
-                project += 1
-                if project == _MAX_PROJECT:
-                    break
+                project.append(self._show(frame))
             elif project:
                 continue
             elif len(via) < _MAX_VIA and f"{os.sep}asyncio{os.sep}" not in frame.filename:
                 via.append(self._show(frame, code=False))
+        if len(project) > _MAX_PROJECT:  # nearest ones, then the outermost (the test)
+            skipped = len(project) - _MAX_PROJECT
+            project = [*project[:3], f"... {skipped} frame(s) ...", *project[3 - _MAX_PROJECT :]]
+        via += project
         return text + "".join(f"\n      called from {v}" for v in via)
 
     def _is_project(self, filename: str) -> bool:
