@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool, StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ._exceptions import ConfigurationError
 from ._settings import MosaicSettings
 
 __all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory"]
@@ -90,9 +91,13 @@ def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
 def _sqlite_options(settings: MosaicSettings) -> dict[str, Any]:
     database = settings.url.database
     if not database or database == ":memory:":
-        # One shared connection, or every session would see its own empty database.
+        # One connection, or every session would see its own empty database; lent to one
+        # session at a time, or concurrent units of work would share one transaction.
         return {
-            "poolclass": StaticPool,
+            "poolclass": SingleConnectionPool,
+            "pool_size": 1,
+            "max_overflow": 0,
+            "pool_timeout": settings.pool_timeout,
             "connect_args": {"check_same_thread": False, "factory": DeferredBeginConnection},
         }
     return {
@@ -104,6 +109,45 @@ def _sqlite_options(settings: MosaicSettings) -> dict[str, Any]:
             "factory": DeferredBeginConnection,
         },
     }
+
+
+class SingleConnectionPool(AsyncAdaptedQueuePool):
+    """The pool of an in-memory SQLite engine: ONE connection (it is the database), lent to one
+    session at a time.
+
+    ``StaticPool`` lent the same connection to every session at once: concurrent units of work
+    then shared one transaction, and one unit's rollback erased another's committed row (1,000
+    concurrent increments ended at 1). Here a second session waits (asynchronously, up to
+    ``pool_timeout``: then :class:`DatabaseUnavailableError`) until the first has committed or
+    rolled back and given the connection back. A task that already holds the connection and
+    asks for it again would wait on itself: that raises :class:`ConfigurationError` at once.
+    """
+
+    _mosaic_holder: asyncio.Task[Any] | None = None
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        task = _current_task()
+        if task is not None and task is self._mosaic_holder:
+            raise ConfigurationError(
+                "an in-memory SQLite database has one connection and this task already holds it "
+                "(a second session inside a unit of work?): use the same session, or a file "
+                "database",
+                setting="DATABASE_URL",
+            )
+        record = super()._do_get()
+        self._mosaic_holder = task
+        return record
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        self._mosaic_holder = None
+        super()._do_return_conn(record)
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (a sync engine use)
+        return None
 
 
 def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0) -> None:
@@ -142,8 +186,8 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
             cursor.close()
 
     if in_memory:
-        # One connection holds the whole database (StaticPool): SQLAlchemy must not close it
-        # when a statement is cancelled, or the data is gone. Costs the per-statement event
+        # One connection holds the whole database (SingleConnectionPool): SQLAlchemy must not
+        # close it when a statement is cancelled, or the data is gone. Costs the per-statement event
         # dispatch on this engine only.
         event.listen(sync_engine, "handle_error", _keep_connection_on_cancel)
 
