@@ -7,6 +7,7 @@ is exactly what ``__all__`` lists; modules whose names start with ``_`` are priv
 from ._database import Database
 from ._engine import create_engine, create_session_factory
 from ._exceptions import (
+    CommitOutcomeUnknownError,
     ConfigurationError,
     ConflictError,
     DatabaseUnavailableError,
@@ -44,6 +45,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "OPERATORS",
     "OWNER_KEY",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConflictError",
     "Database",

@@ -17,7 +17,9 @@ The hierarchy::
     │   ├── ConflictError             unique / foreign-key / check violation (names the constraint)
     │   ├── InvalidQueryError         bad field or operator, hidden field, limit over cap, cursor
     │   ├── RetriesExhaustedError     a retried unit of work kept failing with a retryable error
-    │   └── DatabaseUnavailableError  disconnects, timeouts from a hung server, pool timeouts
+    │   ├── CommitOutcomeUnknownError the connection was lost during COMMIT: applied or not?
+    │   └── DatabaseUnavailableError  disconnects, timeouts from a hung server, pool timeouts;
+    │                                 nothing was committed (safe to retry the unit of work)
     └── MigrationError                an Alembic operation failed (names the revision)
         └── SchemaDriftError          models and migrations disagree (carries the differences)
 
@@ -32,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConflictError",
     "DatabaseUnavailableError",
@@ -172,7 +175,18 @@ class RetriesExhaustedError(RepositoryError):
 
 
 class DatabaseUnavailableError(RepositoryError):
-    """The database could not be reached in time: disconnect, hung server or pool exhausted."""
+    """The database could not be reached in time: disconnect, hung server, pool exhausted,
+    authentication refused. The unit of work was NOT committed: running it again is safe."""
+
+
+class CommitOutcomeUnknownError(RepositoryError):
+    """The connection broke (or timed out) while COMMIT was in flight.
+
+    The server may have committed or not; nobody can tell from the client. Do not retry a
+    non-idempotent write blindly: make it idempotent first (a unique idempotency key column
+    and ``Repository.upsert``; see docs/reliability.md), then retrying is exactly-once.
+    Deliberately not a :class:`DatabaseUnavailableError` ("not applied, retry later").
+    """
 
 
 # --------------------------------------------------------------------------- migrations

@@ -26,7 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSessionTransaction, asy
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._engine import SQLITE_BEGIN_OPTION
-from ._exceptions import ConfigurationError, RetriesExhaustedError
+from ._exceptions import (
+    CommitOutcomeUnknownError,
+    ConfigurationError,
+    DatabaseUnavailableError,
+    RetriesExhaustedError,
+)
 from ._translate import is_retryable, translate_error
 
 __all__ = ["IsolationLevel", "Retry", "run_in_transaction", "transaction", "transactional"]
@@ -97,16 +102,21 @@ async def transaction(
                     setting="isolation_level",
                 )
             begun = _Begun()
-            in_block = False
+            in_block = committing = False
             try:
                 await _begin(session, begun, isolation_level=isolation_level, read_only=read_only)
                 in_block = True
                 yield session
                 in_block = False
                 await _end_read_only(begun)
+                if not session.sync_session._is_clean():
+                    await session.flush()  # a failure here is known: nothing was committed
+                committing = True
                 await session.commit()
             except BaseException as exc:
                 await _shielded(_abort(session, begun))
+                if committing:
+                    _raise_if_outcome_unknown(exc)
                 _raise_translated(exc, own_call=not in_block)
                 raise
         else:
@@ -245,6 +255,19 @@ def _raise_translated(exc: BaseException, *, own_call: bool = True) -> None:
         translated = translate_error(exc)
         if translated is not None and translated is not exc:
             raise translated from exc
+
+
+def _raise_if_outcome_unknown(exc: BaseException) -> None:
+    """COMMIT was sent (or being sent) and the connection broke or timed out: the server may
+    have committed. Say so, instead of "unavailable" (which means: not applied, retry)."""
+    if not isinstance(exc, Exception) or is_retryable(exc):
+        return  # a serialization failure / SQLite busy at COMMIT: known not committed
+    translated = translate_error(exc)
+    if isinstance(translated, DatabaseUnavailableError):
+        raise CommitOutcomeUnknownError(
+            "the database connection was lost while committing: the unit of work may or may "
+            "not have been applied (retry only an idempotent write)"
+        ) from exc
 
 
 def _find_session(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Header, Response
 
 from mosaic_tasks import Project, ProjectRepository, Task, TaskRepository, TaskService
+from mosaic_tasks.models import IDEMPOTENCY_KEY_LENGTH
 from sqlmosaic.integrations.fastapi import (
     ListParams,
     MosaicDep,
@@ -92,9 +93,21 @@ async def delete_project(project_id: int, session: SessionDep, mosaic: MosaicDep
 
 
 @router.post("/tasks", status_code=201, tags=["tasks"])
-async def create_task(body: TaskCreate, session: SessionDep) -> TaskRead:
+async def create_task(
+    body: TaskCreate,
+    session: SessionDep,
+    idempotency_key: Annotated[
+        str | None, Header(min_length=1, max_length=IDEMPOTENCY_KEY_LENGTH)
+    ] = None,
+) -> TaskRead:
+    """Create a task. Send an ``Idempotency-Key`` header (a UUID, say) to make a retry safe:
+    the same key returns the task the first request created, never a second one."""
     task = await TaskService(session).create_task(
-        body.project_id, body.title, assignee_id=body.assignee_id, priority=body.priority
+        body.project_id,
+        body.title,
+        assignee_id=body.assignee_id,
+        priority=body.priority,
+        idempotency_key=idempotency_key,
     )
     return TaskRead.model_validate(task)
 

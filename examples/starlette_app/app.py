@@ -147,9 +147,15 @@ async def create_project(request: Request) -> Response:
 
 async def create_task(request: Request) -> Response:
     body = await _body(request, TaskIn)
+    # a retry with the same Idempotency-Key returns the first request's task (exactly-once)
+    key = request.headers.get("idempotency-key")
     async with get_mosaic(request).session_factory() as session:
         task = await TaskService(session).create_task(
-            body.project_id, body.title, assignee_id=body.assignee_id, priority=body.priority
+            body.project_id,
+            body.title,
+            assignee_id=body.assignee_id,
+            priority=body.priority,
+            idempotency_key=key,
         )
     return _json(TaskOut.model_validate(task), 201)
 

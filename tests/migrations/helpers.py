@@ -17,6 +17,9 @@ from sqlmosaic.migrations import alembic_config
 REPO = Path(__file__).resolve().parents[2]
 INI = REPO / "alembic.ini"
 FIRST = "eab1d300f7dd"  # create accounts and tasks tables
+HEAD = "663d7d9988c1"  # add idempotency key to task: the head of the shipped history
+#: every shipped revision, oldest first
+SHIPPED = (FIRST, HEAD)
 
 #: A second, test-only revision: rebuilds "user" on SQLite (batch), so it also proves that
 #: rows of other tables referencing "user" (ON DELETE CASCADE) survive the rebuild.
@@ -26,7 +29,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "r2nickname"
-down_revision = "eab1d300f7dd"
+down_revision = "663d7d9988c1"
 branch_labels = None
 depends_on = None
 

@@ -7,7 +7,7 @@ import pytest
 from sqlmosaic import MigrationError, SchemaDriftError
 from sqlmosaic.migrations import adopt, check, current, orphans, upgrade
 
-from .helpers import FIRST, counts, create_all, execute, make_config, seed
+from .helpers import HEAD, counts, create_all, execute, make_config, seed
 
 
 async def test_matching_database_is_stamped_at_head_and_keeps_its_rows(db_url: str) -> None:
@@ -17,8 +17,8 @@ async def test_matching_database_is_stamped_at_head_and_keeps_its_rows(db_url: s
     cfg = make_config(db_url)
     assert await current(cfg) == ()
 
-    assert await adopt(cfg) == (FIRST,)
-    assert await current(cfg) == (FIRST,)
+    assert await adopt(cfg) == (HEAD,)
+    assert await current(cfg) == (HEAD,)
     assert await check(cfg) == []
     assert await orphans(cfg) == ["legacy"]
     assert (await counts(db_url))["membership"] == 1
@@ -57,7 +57,7 @@ async def test_constraint_names_outside_the_naming_convention_are_refused(db_url
 async def test_managed_database_is_not_adopted_again(db_url: str) -> None:
     cfg = make_config(db_url)
     await upgrade(cfg)
-    with pytest.raises(MigrationError, match=r"already under Alembic \(at eab1d300f7dd\)"):
+    with pytest.raises(MigrationError, match=rf"already under Alembic \(at {HEAD}\)"):
         await adopt(cfg)
 
 

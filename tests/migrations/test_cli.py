@@ -24,7 +24,17 @@ from typer.testing import CliRunner
 from sqlmosaic.cli import build_app
 from sqlmosaic.testing._pgserver import PostgresServer
 
-from .helpers import FAILING, FIRST, INI, NICKNAME, add_revision, create_all, execute
+from .helpers import (
+    FAILING,
+    FIRST,
+    HEAD,
+    INI,
+    NICKNAME,
+    SHIPPED,
+    add_revision,
+    create_all,
+    execute,
+)
 
 PASSWORD = "p%40ss@w:rd/%"
 SECRETS = (PASSWORD, quote(PASSWORD, safe=""), "w:rd", "ss@w")
@@ -80,21 +90,25 @@ def test_db_commands_end_to_end(cli_url: str) -> None:
     assert re.search(
         rf"✓ applied {FIRST}  create accounts and tasks tables \(\d+ ms\)", result.stdout
     )
-    assert "Done: 1 revision(s) applied in" in result.stdout
+    assert re.search(rf"✓ applied {HEAD}  add idempotency key to task \(\d+ ms\)", result.stdout)
+    assert f"Done: {len(SHIPPED)} revision(s) applied in" in result.stdout
 
     assert run("upgrade", url=cli_url).stdout.splitlines()[-1] == (
-        f"Nothing to do: the database is at {FIRST}."
+        f"Nothing to do: the database is at {HEAD}."
     )
     current = run("current", url=cli_url)
-    assert current.stdout.splitlines() == [f"Database: {masked}", f"  {FIRST} (head)"]
+    assert current.stdout.splitlines() == [f"Database: {masked}", f"  {HEAD} (head)"]
 
     check = run("check", url=cli_url)
     assert check.exit_code == 0, check.output
     assert f"OK: the models match the migrations ({masked})." in check.stdout
 
     history = run("history", url=cli_url)
-    assert history.stdout.strip() == f"<base> -> {FIRST} (head), create accounts and tasks tables"
-    assert run("heads", url=cli_url).stdout.strip() == f"{FIRST} (head)"
+    assert history.stdout.strip().splitlines() == [
+        f"{FIRST} -> {HEAD} (head), add idempotency key to task",
+        f"<base> -> {FIRST}, create accounts and tasks tables",
+    ]
+    assert run("heads", url=cli_url).stdout.strip() == f"{HEAD} (head)"
 
     sql = run("sql", url=cli_url)
     assert sql.exit_code == 0, sql.output
@@ -108,10 +122,11 @@ def test_db_commands_end_to_end(cli_url: str) -> None:
     assert stamp.stdout.strip() == f"Stamped {masked} at base."
     adopt = run("adopt", url=cli_url)  # the schema is there and matches: adopt re-stamps it
     assert adopt.exit_code == 0, adopt.output
-    assert f"Adopted: {masked} matches the models; stamped at {FIRST}." in adopt.stdout
+    assert f"Adopted: {masked} matches the models; stamped at {HEAD}." in adopt.stdout
 
     down = run("downgrade", "base", url=cli_url)
     assert down.exit_code == 0, down.output
+    assert f"✓ reverted {HEAD}" in down.stdout
     assert f"✓ reverted {FIRST}" in down.stdout
     assert "the database is at base." in down.stdout
 
@@ -156,14 +171,16 @@ def test_revision_file_is_named_and_formatted(sqlite_url: str, scripts: Path) ->
     ini = scripts.parent / "alembic.ini"
     result = run("revision", "-m", "add due date to task", url=sqlite_url, ini=ini)
     assert result.exit_code == 0, result.output
-    created = [p for p in (scripts / "versions").glob("*.py") if FIRST not in p.name]
+    created = [
+        p for p in (scripts / "versions").glob("*.py") if not any(r in p.name for r in SHIPPED)
+    ]
     assert len(created) == 1
     name = created[0].name
     assert re.fullmatch(r"\d{4}_\d\d_\d\d_\d{4}-[0-9a-f]{12}_add_due_date_to_task\.py", name)
     assert name in flat(result.stdout)
     source = created[0].read_text()
     assert "import sqlmodel" in source
-    assert f'down_revision: str | Sequence[str] | None = "{FIRST}"' in source
+    assert f'down_revision: str | Sequence[str] | None = "{HEAD}"' in source
     ruff = [str(VENV_BIN / "ruff"), "--config", str(INI.parent / "pyproject.toml")]
     for args in (["format", "--check"], ["check"]):
         done = subprocess.run([*ruff, *args, str(created[0])], capture_output=True, text=True)
@@ -228,6 +245,7 @@ def test_installed_scripts_read_the_url_from_the_environment(pg_password_url: st
     )
     assert alembic.returncode == 0, alembic.stderr
     assert f"Running upgrade  -> {FIRST}" in alembic.stderr
+    assert f"Running upgrade {FIRST} -> {HEAD}" in alembic.stderr
     mosaic = subprocess.run(
         [str(VENV_BIN / "mosaic"), "db", "current", "--config", str(INI)],
         capture_output=True,
@@ -237,7 +255,7 @@ def test_installed_scripts_read_the_url_from_the_environment(pg_password_url: st
         timeout=120,
     )
     assert mosaic.returncode == 0, mosaic.stderr
-    assert f"{FIRST} (head)" in mosaic.stdout
+    assert f"{HEAD} (head)" in mosaic.stdout
     assert ":***@" in mosaic.stdout
     for secret in SECRETS:
         assert secret not in alembic.stdout + alembic.stderr + mosaic.stdout + mosaic.stderr

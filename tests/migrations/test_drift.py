@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, String, Table
 from sqlmosaic import MigrationError, MosaicSettings, SchemaDriftError
 from sqlmosaic.migrations import check, diffs, drift_error, orphans, revision, upgrade
 
-from .helpers import FIRST, TablePlugin, execute, installed_tables, make_config, table_names
+from .helpers import HEAD, TablePlugin, execute, installed_tables, make_config, table_names
 
 
 async def read_text(path: str | Path) -> str:
@@ -58,6 +58,7 @@ async def test_a_table_dropped_from_the_database_is_drift(db_url: str) -> None:
     assert await check(cfg) == [
         "add_table: table 'task' (in the models, missing from the database)",
         "add_index: index 'ix_task_assignee_id' on task(assignee_id)",
+        "add_index: unique index 'ix_task_idempotency_key' on task(idempotency_key)",
         "add_index: index 'ix_task_project_id' on task(project_id)",
         "add_index: index 'ix_task_status' on task(status)",
     ]
@@ -134,6 +135,6 @@ async def test_autogenerate_writes_the_drift_as_a_batch_friendly_revision(
 
 async def test_first_revision_matches_the_installed_models(db_url: str) -> None:
     cfg = make_config(db_url)
-    await upgrade(cfg, FIRST)
+    await upgrade(cfg, HEAD)
     assert await check(cfg) == []
     assert await orphans(cfg) == []

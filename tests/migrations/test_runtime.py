@@ -34,9 +34,10 @@ from sqlmosaic.testing._pgserver import PostgresServer
 from .helpers import (
     DANGLING,
     FAILING,
-    FIRST,
+    HEAD,
     LOCKING,
     NICKNAME,
+    SHIPPED,
     SLEEPING,
     add_revision,
     column_names,
@@ -51,21 +52,22 @@ SEEDED = {"user": 1, "team": 1, "membership": 1, "project": 1, "task": 1, "assig
 
 def test_repository_history_has_one_head_and_the_first_revision() -> None:
     cfg = make_config("sqlite+aiosqlite:///unused.db")
-    assert heads(cfg) == (FIRST,)
+    assert heads(cfg) == (HEAD,)
     versions = sorted(
         p.name
         for p in (Path(cfg.get_main_option("script_location") or "") / "versions").glob("*.py")
     )
-    assert versions == ["2026_11_26_0350-eab1d300f7dd_create_accounts_and_tasks_tables.py"]
+    assert versions[0] == "2026_11_26_0350-eab1d300f7dd_create_accounts_and_tasks_tables.py"
+    assert len(versions) == len(SHIPPED)
 
 
 async def test_upgrade_creates_the_schema_and_check_finds_nothing(db_url: str) -> None:
     cfg = make_config(db_url)
     applied = await upgrade(cfg)
-    assert [a.revision for a in applied] == [FIRST]
+    assert [a.revision for a in applied] == list(SHIPPED)
     assert applied[0].is_upgrade
     assert applied[0].message == "create accounts and tasks tables"
-    assert await current(cfg) == (FIRST,)
+    assert await current(cfg) == (HEAD,)
     assert {
         "user",
         "team",
@@ -83,7 +85,7 @@ async def test_up_down_up_keeps_rows_the_revision_does_not_touch(
 ) -> None:
     add_revision(scripts, "r2_nickname", NICKNAME)
     cfg = make_config(db_url, scripts)
-    await upgrade(cfg, FIRST)
+    await upgrade(cfg, HEAD)
     await seed(db_url)
     applied = await upgrade(cfg)
     assert [a.revision for a in applied] == ["r2nickname"]
@@ -95,7 +97,7 @@ async def test_up_down_up_keeps_rows_the_revision_does_not_touch(
     # task.assignee_id; the runtime switches enforcement off for the run and checks after.
     undone = await downgrade(cfg, "-1")
     assert [(a.revision, a.is_upgrade) for a in undone] == [("r2nickname", False)]
-    assert await current(cfg) == (FIRST,)
+    assert await current(cfg) == (HEAD,)
     assert "nickname" not in await column_names(db_url, "user")
     assert await counts(db_url) == SEEDED
 
@@ -106,8 +108,8 @@ async def test_up_down_up_keeps_rows_the_revision_does_not_touch(
     await downgrade(cfg, "base")
     assert await current(cfg) == ()
     assert await table_names(db_url) == {"alembic_version"}
-    await upgrade(cfg, FIRST)
-    assert await diffs(cfg) == []  # at FIRST the schema is exactly the installed models
+    await upgrade(cfg, HEAD)
+    assert await diffs(cfg) == []  # at HEAD the schema is exactly the installed models
 
 
 async def test_on_apply_reports_each_revision_with_its_duration(db_url: str, scripts: Path) -> None:
@@ -116,7 +118,7 @@ async def test_on_apply_reports_each_revision_with_its_duration(db_url: str, scr
     seen: list[AppliedRevision] = []
     cfg.attributes["mosaic_on_apply"] = seen.append
     await upgrade(cfg)
-    assert [s.revision for s in seen] == [FIRST, "r2nickname"]
+    assert [s.revision for s in seen] == [*SHIPPED, "r2nickname"]
     assert all(0 <= s.seconds < 30 for s in seen)
 
 
@@ -125,7 +127,7 @@ async def test_failing_revision_rolls_back_the_whole_run(db_url: str, scripts: P
     add_revision(scripts, "r2_nickname", NICKNAME)
     add_revision(scripts, "r3_failing", FAILING)
     cfg = make_config(db_url, scripts)
-    await upgrade(cfg, FIRST)
+    await upgrade(cfg, HEAD)
     await seed(db_url)
     with pytest.raises(MigrationError) as caught:
         await upgrade(cfg)  # r2 succeeds, r3 fails: both are undone
@@ -133,8 +135,8 @@ async def test_failing_revision_rolls_back_the_whole_run(db_url: str, scripts: P
     assert err.revision == "r3failing"
     assert "upgrade of revision r3failing ('add note table then fail') failed" in str(err)
     assert "no_such_table" in str(err)
-    assert f"the whole run was rolled back; the database is still at {FIRST}" in str(err)
-    assert await current(cfg) == (FIRST,)
+    assert f"the whole run was rolled back; the database is still at {HEAD}" in str(err)
+    assert await current(cfg) == (HEAD,)
     assert "note" not in await table_names(db_url)
     assert {"nickname", "karma"}.isdisjoint(await column_names(db_url, "user"))
     assert await counts(db_url) == SEEDED
@@ -148,7 +150,7 @@ async def test_a_revision_leaving_dangling_foreign_keys_is_rolled_back(
     add_revision(scripts, "r2_nickname", NICKNAME)
     add_revision(scripts, "r3_dangling", DANGLING)
     cfg = make_config(db_url, scripts)
-    await upgrade(cfg, FIRST)
+    await upgrade(cfg, HEAD)
     await seed(db_url)
     with pytest.raises(MigrationError) as caught:
         await upgrade(cfg)
@@ -160,7 +162,7 @@ async def test_a_revision_leaving_dangling_foreign_keys_is_rolled_back(
         )
     else:
         assert "fk_task_assignee_id_user" in str(caught.value)
-    assert await current(cfg) == (FIRST,)
+    assert await current(cfg) == (HEAD,)
     assert await counts(db_url) == SEEDED
 
 
@@ -257,8 +259,8 @@ async def test_async_api_runs_inside_the_callers_transaction(db_url: str) -> Non
         async with engine.connect() as conn:
             await conn.begin()
             cfg.attributes["connection"] = conn
-            assert [a.revision for a in await upgrade(cfg)] == [FIRST]
-            assert await current(cfg) == (FIRST,)  # visible inside the transaction
+            assert [a.revision for a in await upgrade(cfg)] == list(SHIPPED)
+            assert await current(cfg) == (HEAD,)  # visible inside the transaction
             await conn.rollback()
         del cfg.attributes["connection"]
         assert await current(cfg) == ()
@@ -270,7 +272,7 @@ async def test_async_api_runs_inside_the_callers_transaction(db_url: str) -> Non
             await upgrade(cfg)
             await conn.commit()
         del cfg.attributes["connection"]
-        assert await current(cfg) == (FIRST,)
+        assert await current(cfg) == (HEAD,)
     finally:
         await engine.dispose()
 
@@ -281,7 +283,7 @@ async def test_async_engine_in_attributes_is_used_and_not_disposed(db_url: str) 
     cfg.attributes["connection"] = engine
     try:
         await upgrade(cfg)
-        assert await current(cfg) == (FIRST,)
+        assert await current(cfg) == (HEAD,)
         async with engine.connect():  # still usable
             pass
     finally:
@@ -301,8 +303,8 @@ async def test_concurrent_upgrades_in_one_process_take_turns(db_url: str) -> Non
     """Alembic's context is process-global: interleaved commands would corrupt each other."""
     configs = [make_config(db_url) for _ in range(4)]
     results = await asyncio.gather(*(upgrade(cfg) for cfg in configs))
-    assert sorted(len(applied) for applied in results) == [0, 0, 0, 1]
-    assert await current(configs[0]) == (FIRST,)
+    assert sorted(len(applied) for applied in results) == [0, 0, 0, len(SHIPPED)]
+    assert await current(configs[0]) == (HEAD,)
 
 
 def test_concurrent_upgrades_in_separate_processes_apply_once(db_url: str) -> None:
@@ -316,6 +318,6 @@ def test_concurrent_upgrades_in_separate_processes_apply_once(db_url: str) -> No
     ]
     outputs = [proc.communicate(timeout=120) for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
-    done = [out for out, _ in outputs if "Done: 1 revision(s) applied" in out]
-    idle = [out for out, _ in outputs if f"Nothing to do: the database is at {FIRST}." in out]
+    done = [out for out, _ in outputs if f"Done: {len(SHIPPED)} revision(s) applied" in out]
+    idle = [out for out, _ in outputs if f"Nothing to do: the database is at {HEAD}." in out]
     assert (len(done), len(idle)) == (1, 2), outputs

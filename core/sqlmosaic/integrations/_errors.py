@@ -7,6 +7,9 @@ NotFoundError               404    ``detail``, ``model``
 ConflictError               409    ``detail``, ``kind``, ``constraint``, ``table``, ``columns``
 InvalidQueryError           400    ``detail``, ``field`` (the parameter or field at fault)
 DatabaseUnavailableError    503    a fixed ``detail``; header ``Retry-After``
+CommitOutcomeUnknownError   500    ``error: commit_outcome_unknown``, a fixed ``detail``; NO
+                                   ``Retry-After`` (the write may have been applied: retry
+                                   only with the same idempotency key)
 any other MosaicError       500    a fixed ``detail``: nothing about the cause leaks
 =========================== ====== ==========================================================
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import (
+    CommitOutcomeUnknownError,
     ConflictError,
     DatabaseUnavailableError,
     InvalidQueryError,
@@ -79,6 +83,16 @@ def error_response(
                 "detail": "the database is temporarily unavailable; retry later",
             },
             {"Retry-After": str(retry_after)},
+        )
+    if isinstance(exc, CommitOutcomeUnknownError):
+        _log.error("commit outcome unknown%s: %s", where, exc)
+        return ErrorResponse(
+            500,
+            {
+                "error": "commit_outcome_unknown",
+                "detail": "the change may or may not have been saved; retry only with the "
+                "same Idempotency-Key",
+            },
         )
     # Not exc_info: a traceback prints the __cause__ chain, and the driver's text there can
     # carry bound values ("invalid input for query argument $1: '...'"). Log our own frames and

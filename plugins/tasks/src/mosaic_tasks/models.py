@@ -27,6 +27,10 @@ class Project(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
 
 
+#: Longest accepted ``Idempotency-Key`` (a UUID is 36 characters).
+IDEMPOTENCY_KEY_LENGTH = 200
+
+
 class Task(SQLModel, table=True):
     __tablename__ = "task"
     __table_args__ = (CheckConstraint("status IN ('open', 'done')", name="status"),)
@@ -40,3 +44,8 @@ class Task(SQLModel, table=True):
         default=None, foreign_key="user.id", index=True, ondelete="SET NULL"
     )
     created_at: datetime = Field(default_factory=_now, sa_type=DateTime(timezone=True))
+    #: The client's idempotency key of the request that created the task: a retried create
+    #: (after an unknown commit outcome, say) finds the row instead of inserting a second one.
+    idempotency_key: str | None = Field(
+        default=None, max_length=IDEMPOTENCY_KEY_LENGTH, unique=True, index=True
+    )

@@ -15,6 +15,8 @@ class ProjectRepository(Repository[Project]):
 class TaskRepository(Repository[Task]):
     model = Task
     name = "tasks"
+    # a client's idempotency key is its own business: never a filter or sort (an oracle)
+    hidden_fields = frozenset({"idempotency_key"})
 
     async def open_for_user(
         self, user_id: int, *, limit: int = 50, after: str | None = None
