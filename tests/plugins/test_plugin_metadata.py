@@ -137,6 +137,7 @@ def test_first_party_constraint_names_follow_the_convention() -> None:
         "fk_task_project_id_project",
         "pk_task",
         "ix_task_assignee_id",
+        "ix_task_idempotency_key",
         "ix_task_project_id",
         "ix_task_status",
     ]
