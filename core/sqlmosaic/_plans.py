@@ -93,6 +93,8 @@ class ModelPlan:
     relationship_keys: frozenset[str]
     #: the mapper allows the direct INSERT at all (the per-call checks come on top)
     direct_insert: bool
+    #: update by primary key may be one UPDATE ... RETURNING (see :meth:`direct_update`)
+    has_onupdate: bool
     #: model fields (pydantic) by name; and whether :meth:`construct` may build instances
     fields: frozenset[str]
     fast_construct: bool
@@ -239,6 +241,19 @@ class ModelPlan:
                 runs[-1][1].append(obj)
                 runs[-1][2].append(row)
         return runs
+
+    @property
+    def direct_update(self) -> bool:
+        """Whether an update by primary key may be one ``UPDATE ... RETURNING``: no
+        ``before_update``/``after_update`` listener, version counter or ``onupdate`` column
+        (a flush sets those only when a value really changed)."""
+        dispatch = self.mapper.dispatch
+        return not (
+            dispatch.before_update
+            or dispatch.after_update
+            or self.mapper.version_id_col is not None
+            or self.has_onupdate
+        )
 
     def can_construct(self) -> bool:
         """Whether :meth:`construct` may build instances now: the model has no field aliases,
@@ -407,6 +422,9 @@ def model_plan(model: type[Any]) -> ModelPlan:
     return ModelPlan(
         model=model,
         rowid_key=rowid_key,
+        has_onupdate=any(
+            c.onupdate is not None or c.server_onupdate is not None for c in table.columns
+        ),
         pk_types=tuple(pk_types),
         sqlite_autoincrement=bool(table.dialect_options["sqlite"].get("autoincrement")),
         mapper=mapper,

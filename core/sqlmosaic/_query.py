@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import decimal
+import enum
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -261,6 +262,8 @@ def parse_sort(
 
 
 def _encode_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):  # by name: what SQLAlchemy's Enum stores and accepts
+        return {"enum": value.name}
     if isinstance(value, dt.datetime):
         return {"dt": value.isoformat()}
     if isinstance(value, dt.date):
@@ -282,6 +285,7 @@ def _decode_value(value: Any) -> Any:
             "d": dt.date.fromisoformat,
             "dec": decimal.Decimal,
             "uuid": uuid.UUID,
+            "enum": str,
         }
         if tag in decoders and isinstance(text, str):
             return decoders[tag](text)

@@ -463,8 +463,9 @@ class Repository(Generic[ModelT]):
         """Update an instance (after applying ``values``), or the row with primary key ``target``.
 
         By primary key it is one ``UPDATE ... RETURNING``; :class:`NotFoundError` when no row.
-        A model with ``before_update``/``after_update`` listeners or a version counter is
-        loaded, changed and flushed instead (the listeners run, as with the ORM).
+        A model with ``before_update``/``after_update`` listeners, a version counter or
+        ``onupdate`` columns is loaded, changed and flushed instead (as with the ORM: listeners
+        run, and an update that changes nothing writes nothing).
         """
         values = dict(values or {})
         self._check_values(values)
@@ -476,9 +477,9 @@ class Repository(Generic[ModelT]):
             return typing.cast("ModelT", target)
         if not values:
             raise InvalidQueryError("update by primary key needs values", field="values")
-        mapper = inspect(self.model)
-        if mapper.dispatch.before_update or mapper.dispatch.after_update or mapper.version_id_col:
-            # a flush runs these (and bumps the version): load, set, flush as the ORM would
+        if not self._plan().direct_update:
+            # a flush runs listeners, bumps a version, and sets onupdate columns only when a
+            # value really changed: load, set, flush as the ORM would
             found = await self._lookup(target)
             if found is None:
                 raise NotFoundError(

@@ -13,8 +13,9 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Column
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
 from ._exceptions import InvalidQueryError
 
@@ -33,16 +34,23 @@ async def upsert(
 ) -> Any:
     """See :meth:`Repository.upsert`."""
 
-    data = values.model_dump(exclude_unset=False) if isinstance(values, SQLModel) else dict(values)
-    # On conflict, overwrite only what the caller gave: an instance's defaults (created_at,
-    # a hidden password hash left at None) fill a NEW row but never clobber an existing one.
-    given = values.model_fields_set if isinstance(values, SQLModel) else set(data)
+    columns = repo.columns()
+    plan = repo._plan()
     if isinstance(values, Mapping):
         repo._check_values(values)
-    columns = repo.columns()
+        built = plan.construct(values) if plan.can_construct() else None
+        instance = built if built is not None else repo.model(**values)
+        given = set(values)
+    else:
+        instance = values
+        given = set(values.model_fields_set)
+    # The new row is what an INSERT of ``Model(**values)`` sends (field defaults included; a
+    # None the database or a column default fills in is left out, as add() leaves it). On
+    # conflict, only what the caller gave is overwritten: an instance's defaults (created_at,
+    # a hidden password hash left at None) fill a NEW row but never clobber an existing one.
+    attribute = {column.key: name for name, column in columns.items()}
+    data = {attribute[k]: v for k, v in plan.insert_row(instance).items() if k in attribute}
     pk_names = {name for name, column in columns.items() if column.primary_key}
-    # A primary key left to the database (None) is not sent.
-    data = {k: v for k, v in data.items() if k in columns and (v is not None or k not in pk_names)}
     targets = builtins.list(conflict or sorted(pk_names))
     repo._check_values(dict.fromkeys(targets))
     missing = [t for t in targets if t not in data]
@@ -65,7 +73,10 @@ async def upsert(
     stmt = (
         stmt.on_conflict_do_update(
             index_elements=index,
-            set_={columns[n]: excluded[columns[n].key] for n in names},
+            set_={
+                **{columns[n]: excluded[columns[n].key] for n in names},
+                **_onupdate_values(columns, names),
+            },
         )
         if names
         else stmt.on_conflict_do_nothing(index_elements=index)
@@ -77,3 +88,19 @@ async def upsert(
         clause = [columns[t] == v for t, v in zip(targets, key, strict=True)]
         obj = (await repo.session.exec(select(repo.model).where(*clause))).one()
     return typing.cast(Any, obj)
+
+
+def _onupdate_values(columns: Mapping[str, Column[Any]], names: Sequence[str]) -> dict[Any, Any]:
+    """``onupdate`` of every column not set explicitly: an UPDATE statement applies them, but
+    ``ON CONFLICT DO UPDATE SET`` only sets what it is given."""
+    found: dict[Any, Any] = {}
+    for name, column in columns.items():
+        default = column.onupdate
+        if name in names or default is None:
+            continue
+        arg = getattr(default, "arg", None)
+        if default.is_callable:
+            found[column] = arg(None)  # type: ignore[misc]  # SQLAlchemy's context-taking wrapper
+        elif default.is_scalar or default.is_clause_element:
+            found[column] = arg
+    return found
