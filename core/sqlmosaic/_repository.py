@@ -12,26 +12,24 @@ unit of work does. Filter and sort names are allow-listed per repository.
 from __future__ import annotations
 
 import builtins
-import functools
 import inspect as pyinspect
 import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Integer, Table, and_, bindparam, func, inspect
 from sqlalchemy import delete as sa_delete
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Result
-from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.base import Executable
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from . import _bulk, _upsert
-from ._exceptions import ConfigurationError, InvalidQueryError, MosaicError, NotFoundError
+from . import _bulk, _reads, _upsert
+from ._boundary import _TRANSLATED, _translated
+from ._exceptions import ConfigurationError, InvalidQueryError, NotFoundError
 from ._plans import ModelPlan, model_plan
 from ._query import (
     Filter,
@@ -43,16 +41,12 @@ from ._query import (
     parse_filters,
     parse_sort,
 )
-from ._translate import translate_error
 
 __all__ = ["ModelT", "Repository"]
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-_TRANSLATED = "__mosaic_translated__"
 
 
 class _Sorted(typing.NamedTuple):
@@ -63,37 +57,6 @@ class _Sorted(typing.NamedTuple):
 
 #: At most this many entries in a repository class's cache (sorts are cached per spelling).
 _SORT_CACHE_SIZE = 256
-
-
-def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except MosaicError:
-            raise
-        except Exception as exc:
-            translated = translate_error(exc)
-            if translated is None:
-                if _is_bad_value(exc):
-                    raise InvalidQueryError(
-                        "a value does not fit its column "
-                        f"({type(getattr(exc, 'orig', None)).__name__})",
-                        field="values",
-                    ) from exc
-                raise
-            raise translated from exc
-
-    setattr(wrapper, _TRANSLATED, True)
-    return wrapper
-
-
-def _is_bad_value(exc: BaseException) -> bool:
-    """A value SQLAlchemy could not turn into a parameter (a type's bind processing raised):
-    the caller's input, never a server fault. Its message may hold the value: not repeated."""
-    return isinstance(exc, sa_exc.StatementError) and isinstance(
-        exc.orig, TypeError | ValueError | AttributeError | OverflowError
-    )
 
 
 class Repository(Generic[ModelT]):
@@ -114,6 +77,7 @@ class Repository(Generic[ModelT]):
     hidden_fields: ClassVar[frozenset[str]] = frozenset()
     filter_fields: ClassVar[frozenset[str] | None] = None
     sort_fields: ClassVar[frozenset[str] | None] = None
+    load_fields: ClassVar[frozenset[str] | None] = None
     max_limit: ClassVar[int] = 1000
     default_limit: ClassVar[int] = 50
 
@@ -313,39 +277,44 @@ class Repository(Generic[ModelT]):
 
     # ----------------------------------------------------------------- reads
 
+    @classmethod
+    def allowed_loads(cls) -> frozenset[str]:
+        """Relationships ``load=`` may name: ``load_fields`` (default: every relationship),
+        never one in ``hidden_fields``."""
+        names = frozenset(r.key for r in inspect(cls.model).relationships) - cls.hidden_fields
+        return names if cls.load_fields is None else cls.load_fields & names
+
     async def _lookup(self, pk: Any) -> ModelT | None:
-        """``Session.get`` without rebuilding its statement per call (see ``_plans``): the
-        identity map, then the model's cached primary-key SELECT."""
-        plan = self._plan()
-        if type(pk) is list:
-            pk = tuple(pk)  # Session.get's other spelling of a key tuple
-        values = pk if type(pk) is tuple else (pk,)
-        if len(values) == len(plan.pk_params) and not isinstance(pk, Mapping):
-            values = plan.coerce_pk(values)
-            pk = values if len(values) > 1 else values[0]
-            if all(v is None for v in values):
-                return None  # a key no row can have (Session.get warns and returns None)
-            if not any(v is None for v in values):
-                try:
-                    obj = self.session.sync_session.identity_map.get(plan.identity_key(values))
-                except TypeError:  # unhashable: let Session.get say what is wrong
-                    obj = None
-                else:
-                    if obj is None:
-                        result = await self.session.exec(
-                            plan.get_statement, params=plan.get_params(values)
-                        )
-                        # unique(): joined eager loading of a collection repeats the row
-                        return typing.cast("ModelT | None", result.unique().one_or_none())
-                    if isinstance(obj, self.model) and not instance_state(obj).expired:
-                        return typing.cast("ModelT", obj)
-        # expired in the identity map, or an unusual key: SQLAlchemy's own path
-        return typing.cast("ModelT | None", await self.session.get(self.model, pk))
+        return typing.cast("ModelT | None", await _reads.lookup(self, pk))
+
+    async def _get_with(
+        self, pk: Any, load: Sequence[str], options: Sequence[Any], for_update: bool
+    ) -> ModelT | None:
+        return typing.cast(
+            "ModelT | None", await _reads.get_with(self, pk, load, options, for_update)
+        )
 
     @_translated
-    async def get(self, pk: Any) -> ModelT:
-        """The row with primary key ``pk``; :class:`NotFoundError` when there is none."""
-        obj = await self._lookup(pk)
+    async def get(
+        self,
+        pk: Any,
+        *,
+        load: Sequence[str] = (),
+        options: Sequence[Any] = (),
+        for_update: bool = False,
+    ) -> ModelT:
+        """The row with primary key ``pk``; :class:`NotFoundError` when there is none.
+
+        ``load=["items"]`` loads allow-listed relationships with ``selectinload`` (a lazy load
+        in async code raises ``MissingGreenlet``); ``options=`` takes raw SQLAlchemy loader
+        options; ``for_update=True`` locks the row until the unit of work ends (PostgreSQL
+        ``SELECT ... FOR UPDATE``; SQLite has no row locks: its units of work take the write
+        lock at ``BEGIN IMMEDIATE``). Any of these always reads the row (one SELECT).
+        """
+        if load or options or for_update:
+            obj = await self._get_with(pk, load, options, for_update)
+        else:
+            obj = await self._lookup(pk)
         if obj is None:
             raise NotFoundError(
                 f"{self.model.__name__} {pk!r} not found", model=self.model.__name__, key=pk
@@ -353,8 +322,17 @@ class Repository(Generic[ModelT]):
         return obj
 
     @_translated
-    async def get_or_none(self, pk: Any) -> ModelT | None:
-        """The row with primary key ``pk``, or ``None``."""
+    async def get_or_none(
+        self,
+        pk: Any,
+        *,
+        load: Sequence[str] = (),
+        options: Sequence[Any] = (),
+        for_update: bool = False,
+    ) -> ModelT | None:
+        """The row with primary key ``pk``, or ``None`` (options as for :meth:`get`)."""
+        if load or options or for_update:
+            return await self._get_with(pk, load, options, for_update)
         return await self._lookup(pk)
 
     @_translated
@@ -367,6 +345,9 @@ class Repository(Generic[ModelT]):
         offset: int = 0,
         after: str | None = None,
         with_total: bool = False,
+        load: Sequence[str] = (),
+        options: Sequence[Any] = (),
+        for_update: bool = False,
     ) -> Page[ModelT]:
         """A page of rows: filters, allow-listed sort, limit/offset or keyset (``after=``).
 
@@ -389,6 +370,10 @@ class Repository(Generic[ModelT]):
             page_conditions.append(keyset_condition(keys, decode_cursor(after, keys)))
         if page_conditions:
             stmt = stmt.where(*page_conditions)
+        if load or options:
+            stmt = stmt.options(*_reads.load_options(self, load, options))
+        if for_update:  # rows locked until the unit of work ends (a no-op on SQLite)
+            stmt = stmt.with_for_update()
         params = {"mosaic_limit": limit + 1, "mosaic_offset": offset}
         rows = typing.cast(
             "builtins.list[ModelT]", (await self.session.exec(stmt, params=params)).all()

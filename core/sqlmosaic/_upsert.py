@@ -53,7 +53,7 @@ async def upsert(
     pk_names = {name for name, column in columns.items() if column.primary_key}
     targets = builtins.list(conflict or sorted(pk_names))
     repo._check_values(dict.fromkeys(targets))
-    missing = [t for t in targets if t not in data]
+    missing = [t for t in targets if data.get(t) is None]  # NULL never conflicts
     if missing:
         raise InvalidQueryError(f"upsert needs a value for {missing[0]!r}", field=missing[0])
     names = (
