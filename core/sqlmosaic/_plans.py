@@ -23,8 +23,9 @@ would redo on every call, without changing what the caller gets:
 - **add_many of mappings**: the objects ``Model(**mapping)`` would build, with the values put in
   place directly (as the ORM does for a loaded row) instead of one ``__setattr__`` through
   pydantic and SQLAlchemy per field; defaults and default factories applied the same way.
-  Taken only for models without field aliases, ``model_post_init``, ``extra="allow"`` or
-  ``init`` listeners of their own; otherwise ``Model(**mapping)`` builds them.
+  Taken only for models without an ``__init__`` of their own, field aliases,
+  ``model_post_init``, ``extra="allow"`` or ``init`` listeners of their own; otherwise
+  ``Model(**mapping)`` builds them.
 
 Relies on long-standing private parts of SQLAlchemy: ``Session._is_clean``,
 ``Session._save_impl`` and ``Session._register_persistent`` (what ``add`` and ``flush`` call),
@@ -256,7 +257,8 @@ class ModelPlan:
         )
 
     def can_construct(self) -> bool:
-        """Whether :meth:`construct` may build instances now: the model has no field aliases,
+        """Whether :meth:`construct` may build instances now: the model has no ``__init__`` of
+        its own (only SQLModel's), no field aliases,
         ``model_post_init``, ``extra="allow"``, ``validate_assignment``, polymorphic identity,
         ``@validates`` methods, and no ``init`` or attribute ``set`` listener of its own (such as
         a ``Mutable`` type's): everything the constructor would run is then a no-op."""

@@ -19,9 +19,11 @@ from typing import Any, ClassVar, Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Integer, Table, and_, bindparam, func, inspect
 from sqlalchemy import delete as sa_delete
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select as sa_select
 from sqlalchemy import update as sa_update
 from sqlalchemy.engine import Result
+from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.sql.base import Executable
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -334,6 +336,20 @@ class Repository(Generic[ModelT]):
         if load or options or for_update:
             return await self._get_with(pk, load, options, for_update)
         return await self._lookup(pk)
+
+    @_translated
+    async def refresh(self, obj: ModelT) -> ModelT:
+        """Read ``obj``'s row again (one SELECT). After a failed unit of work every object of
+        the session is expired; this is how to use one again. :class:`NotFoundError` if the
+        row is gone."""
+        try:
+            await self.session.refresh(obj)
+        except sa_exc.InvalidRequestError as exc:
+            key = instance_state(obj).identity
+            raise NotFoundError(
+                f"{self.model.__name__} {key!r} is gone", model=self.model.__name__, key=key
+            ) from exc
+        return obj
 
     @_translated
     async def list(

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, String
+from sqlalchemy import Column, MetaData, String, inspect
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel, func, select
@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import sqlmosaic
 from mosaic_accounts import User, UserRepository
-from sqlmosaic import InvalidQueryError, Repository, transaction
+from sqlmosaic import ConflictError, InvalidQueryError, NotFoundError, Repository, transaction
 
 
 class _Base(SQLModel, registry=registry(metadata=MetaData())):
@@ -211,3 +211,27 @@ async def test_upsert_uses_the_bind_of_the_model(mosaic_connection: AsyncConnect
         assert (again.id, again.name) == (made.id, "bound again")
     finally:
         await session.close()
+
+
+async def test_refresh_after_a_failed_unit_of_work(
+    fresh_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """After a rollback every object of the session is expired; ``refresh`` reads it again."""
+    async with fresh_factory() as session:
+        users = UserRepository(session)
+        async with transaction(session):
+            user = await users.add(User(email="keep@example.com", name="Keep"))
+
+        async def clash() -> None:
+            async with transaction(session):
+                user.name = "changed"
+                await users.add(User(email="keep@example.com", name="Twin"))
+
+        with pytest.raises(ConflictError):
+            await clash()
+        assert "name" in inspect(user).expired_attributes
+        assert (await users.refresh(user)).name == "Keep"
+        async with transaction(session):
+            await users.delete(user.id)
+        with pytest.raises(NotFoundError):
+            await users.refresh(user)
