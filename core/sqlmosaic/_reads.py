@@ -28,6 +28,7 @@ async def lookup(self: Repository[Any], pk: Any) -> Any:
     if type(pk) is list:
         pk = tuple(pk)  # Session.get's other spelling of a key tuple
     values = pk if type(pk) is tuple else (pk,)
+    _check_length(self, values)
     if len(values) == len(plan.pk_params) and not isinstance(pk, Mapping):
         values = plan.coerce_pk(values)
         pk = values if len(values) > 1 else values[0]
@@ -74,7 +75,10 @@ async def get_with(
     """``Session.get`` with loader options and/or ``FOR UPDATE``: always one SELECT (the
     object in the session is refreshed, so the options and the lock apply)."""
     opts = load_options(self, load, options)
+    if type(pk) is list:
+        pk = tuple(pk)
     values = pk if type(pk) is tuple else (pk,)
+    _check_length(self, values)
     if not isinstance(pk, Mapping):
         values = self._plan().coerce_pk(tuple(values))
         pk = values if len(values) > 1 else values[0]
@@ -84,3 +88,11 @@ async def get_with(
         self.model, pk, options=opts, populate_existing=True, with_for_update=for_update
     )
     return typing.cast(Any, obj)
+
+
+def _check_length(self: Repository[Any], values: tuple[Any, ...]) -> None:
+    size = len(self._plan().pk_params)
+    if len(values) != size and not (len(values) == 1 and isinstance(values[0], Mapping)):
+        raise InvalidQueryError(
+            f"{self.model.__name__} has a primary key of {size} column(s)", field="pk"
+        )

@@ -87,3 +87,14 @@ async def test_a_value_that_cannot_be_bound_is_translated(
     if mosaic_backend == "sqlite":  # SQLAlchemy's own DateTime bind processing refuses it
         assert isinstance(info.value, InvalidQueryError)
     assert "yesterday-ish" not in str(info.value)
+
+
+async def test_a_key_of_the_wrong_length_is_an_invalid_query(
+    mosaic_session: AsyncSession, seed: Any
+) -> None:
+    users = UserRepository(mosaic_session)
+    for bad in ((1, 2), (), [1, 2]):
+        for call in (users.get(bad), users.get_or_none(bad, for_update=True)):
+            with pytest.raises(InvalidQueryError) as info:
+                await call
+            assert info.value.field == "pk"
