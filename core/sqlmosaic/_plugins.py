@@ -12,10 +12,12 @@ from __future__ import annotations
 import heapq
 import importlib.metadata
 import logging
+import os
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import pluggy
@@ -59,6 +61,8 @@ class PluginInfo:
     requires: tuple[str, ...]
     models: tuple[type[Any], ...]
     repositories: tuple[type[Repository[Any]], ...]
+    #: the directory of the plugin's own Alembic branch (``mosaic_migrations``), else ``None``
+    migrations: Path | None = None
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -253,6 +257,7 @@ def load_plugins(
     order = _order(requires)
     models = {name: _models(_call(pm, "mosaic_models", name), name) for name in order}
     repos = {name: _repositories(_call(pm, "mosaic_repositories", name), name) for name in order}
+    histories = {name: _migrations(_call(pm, "mosaic_migrations", name), name) for name in order}
     closure = _closure(requires)
     metadata = build_merged_metadata(
         [(name, [m.__table__ for m in models[name]]) for name in order], closure
@@ -267,6 +272,7 @@ def load_plugins(
             requires[name],
             models[name],
             repos[name],
+            histories[name],
         )
         for name in order
     )
@@ -426,6 +432,24 @@ def _models(value: Any, plugin: str) -> tuple[type[Any], ...]:
                 plugins=(plugin,),
             )
     return tuple(dict.fromkeys(models))
+
+
+def _migrations(value: Any, plugin: str) -> Path | None:
+    if value is None or (isinstance(value, list) and not value):  # [] : not implemented
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise PluginHookError(
+            f"plugin {plugin!r}: mosaic_migrations() returned {value!r}, not a directory path",
+            plugins=(plugin,),
+        )
+    path = Path(value).resolve()
+    if not path.is_dir():
+        raise PluginHookError(
+            f"plugin {plugin!r}: mosaic_migrations() returned {str(path)!r}, which is not a "
+            "directory (ship it inside the package)",
+            plugins=(plugin,),
+        )
+    return path
 
 
 def _repositories(value: Any, plugin: str) -> tuple[type[Repository[Any]], ...]:

@@ -14,6 +14,7 @@ specification does not have, an unknown hook name, a ``mosaic_*`` function witho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,22 @@ def mosaic_requires() -> Sequence[str]:
     Required plugins load first; a missing, blocked or disabled one stops the host at startup.
 
     :return: a list of plugin names.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def mosaic_migrations() -> str | os.PathLike[str] | None:
+    """Return the directory of this plugin's own Alembic revisions, or ``None``.
+
+    Typically ``Path(__file__).parent / "migrations"``, shipped inside the plugin's wheel. A
+    plugin that implements this hook OWNS its tables' history: its revisions form an Alembic
+    branch labelled with the plugin's name (the first one starts at ``base``), the host adds
+    the directory to ``version_locations`` at run time, and ``mosaic db revision --plugin
+    NAME`` writes there. A plugin that does not implement it (or returns ``None``) keeps its
+    tables in the host's merged history.
+
+    :return: an existing directory (``str`` or path-like), or ``None``.
     """
     raise NotImplementedError
 

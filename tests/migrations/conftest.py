@@ -21,7 +21,19 @@ from sqlmosaic.testing._pgserver import PostgresServer, running_postgres
 from .helpers import INI, REPO
 
 
+@pytest.fixture(autouse=True)
+def merged_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests exercise the host's merged history with accounts and tasks; the installed
+    ``comments`` plugin (its own branch) is enabled only where a test asks for it with
+    ``@pytest.mark.plugin_branches`` (tests/migrations/test_branches.py)."""
+    if request.node.get_closest_marker("plugin_branches") is None:
+        monkeypatch.setenv("MOSAIC_PLUGINS", "accounts,tasks")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "plugin_branches: run with every installed plugin (comments' own branch)"
+    )
     # pytest-alembic's own tests carry this marker; its plugin registers it only when enabled.
     config.addinivalue_line("markers", "alembic: pytest-alembic's standard migration tests")
 

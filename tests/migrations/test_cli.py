@@ -155,7 +155,7 @@ def test_orphans_are_reported_never_dropped_and_strict_fails(db_url: str, script
         "Orphan tables (owned by no enabled plugin; not compared, never dropped): project, task"
         in out
     )
-    assert "installed but not enabled: tasks (not in allowlist)" in out
+    assert "installed but not enabled: comments (not in allowlist), tasks (not in allowlist)" in out
     assert run("check", "--strict", url=db_url, ini=ini, env=accounts_only).exit_code == 1
 
     versions = set((scripts / "versions").iterdir())

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import mosaic_accounts.plugin
+import mosaic_comments.plugin
 import mosaic_tasks.plugin
 from sqlmosaic import (
     Mosaic,
@@ -40,16 +41,19 @@ def settings(tmp_path: Path, **kwargs: object) -> MosaicSettings:
 
 
 def test_first_party_plugins_are_discovered_from_entry_points() -> None:
-    plugins = load_plugins(allow=["accounts", "tasks"])
+    plugins = load_plugins(allow=["accounts", "tasks", "comments"])
 
-    assert plugins.names == ("accounts", "tasks")
-    accounts, tasks = plugins.plugins
+    assert plugins.names == ("accounts", "tasks", "comments")
+    accounts, tasks, comments = plugins.plugins
     assert accounts.plugin is mosaic_accounts.plugin
     assert tasks.plugin is mosaic_tasks.plugin
-    assert {accounts.source, tasks.source} == {"entry_point"}
+    assert comments.plugin is mosaic_comments.plugin
+    assert {accounts.source, tasks.source, comments.source} == {"entry_point"}
     assert accounts.version == importlib.metadata.version("sqlmosaic-accounts")
     assert tasks.version == importlib.metadata.version("sqlmosaic-tasks")
+    assert comments.version == importlib.metadata.version("sqlmosaic-comments")
     assert tasks.requires == ("accounts",)
+    assert comments.requires == ("accounts", "tasks")
     assert plugins.skipped == ()
 
 
@@ -124,7 +128,7 @@ def test_blocked_plugin_is_never_imported_even_if_allowed(
 
 def test_blocking_a_required_plugin_stops_startup_naming_both() -> None:
     with pytest.raises(PluginDependencyError) as err:
-        load_plugins(block=["accounts"])
+        load_plugins(allow=["accounts", "tasks"], block=["accounts"])
     assert err.value.plugins == ("tasks", "accounts")
     assert "plugin 'tasks' requires plugin 'accounts', which is blocked" in str(err.value)
 
@@ -163,7 +167,8 @@ def test_allowlist_is_logged_with_the_skipped_plugins(
 
     [record] = [r for r in caplog.records if r.name == "sqlmosaic.host"]
     assert record.getMessage() == (
-        "plugins enabled (allowlist MOSAIC_PLUGINS): accounts; skipped: tasks (not in allowlist)"
+        "plugins enabled (allowlist MOSAIC_PLUGINS): accounts; skipped: comments (not in "
+        "allowlist), tasks (not in allowlist)"
     )
 
 
@@ -176,7 +181,10 @@ def test_environment_allowlist_and_blocklist_are_honoured(
     monkeypatch.setenv("MOSAIC_BLOCKED_PLUGINS", "tasks")
     plugins = Mosaic().load()
     assert plugins.names == ("accounts",)
-    assert [(s.name, s.reason) for s in plugins.skipped] == [("tasks", "blocked")]
+    assert [(s.name, s.reason) for s in plugins.skipped] == [
+        ("comments", "not in allowlist"),
+        ("tasks", "blocked"),
+    ]
 
     monkeypatch.setenv("MOSAIC_BLOCKED_PLUGINS", "accounts")
     with pytest.raises(PluginDependencyError, match="'tasks' requires plugin 'accounts'") as err:

@@ -93,7 +93,7 @@ def test_unmarked_unknown_mosaic_function_lists_the_real_hooks() -> None:
         load_plugins(plugins={"typo2": Typo()}, discover=False)
     assert err.value.plugins == ("typo2",)
     assert "mosaic_modles() is not marked" in str(err.value)
-    assert "is not a sqlmosaic hook (hooks: mosaic_models, " in str(err.value)
+    assert "is not a sqlmosaic hook (hooks: mosaic_migrations, mosaic_models, " in str(err.value)
 
 
 def test_hook_wrappers_are_rejected(broken: None) -> None:

@@ -141,7 +141,7 @@ def test_direct_parametrize_wins(mosaic_backend):
 
 async def test_plugins_option(mosaic_backend, mosaic_host):
     assert mosaic_host.plugins.names == ("accounts",)
-    assert [s.name for s in mosaic_host.plugins.skipped] == ["tasks"]
+    assert [s.name for s in mosaic_host.plugins.skipped] == ["comments", "tasks"]
 
 
 @pytest.mark.mosaic_plugins(unknown=1)

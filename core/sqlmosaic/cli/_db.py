@@ -27,8 +27,15 @@ from ..migrations import (
     alembic_config,
     check,
     current,
-    heads,
     orphans,
+)
+from ..migrations._branches import (
+    at_final_heads,
+    final_heads,
+    history_dirs,
+    owner_of,
+    revision_target,
+    script_directory,
 )
 from ..migrations._config import ON_APPLY_KEY, PROCESS_REVISION_KEY
 from ..migrations._setup import resolve_plugins
@@ -79,6 +86,17 @@ def _progress(verb: str) -> Callable[[AppliedRevision], None]:
 
 def _migrate(cfg: Config, masked: str, revision: str, *, up: bool) -> None:
     before = asyncio.run(current(cfg))
+    if not up and len(before) > 1 and revision.startswith("-") and revision[1:].isdigit():
+        # Alembic would pick one of the recorded heads (and warn): name the branch instead.
+        scripts = script_directory(cfg)
+        dirs = history_dirs(resolve_plugins(cfg))
+        choices = ", ".join(
+            f"'{(_label(scripts, dirs, rev).strip(' ()') or rev)}@{revision}'" for rev in before
+        )
+        raise MigrationError(
+            f"downgrade {revision} is ambiguous: the database records {len(before)} heads "
+            f"({', '.join(before)}); say which branch to step back, e.g. {choices}"
+        )
     verb = "upgrade" if up else "downgrade"
     console.print(f"{verb.capitalize()} [bold]{masked}[/] from {_at(before)} to {revision}")
     applied: list[AppliedRevision] = []
@@ -143,10 +161,22 @@ def revision_cmd(
     ] = None,
     depends_on: Annotated[str | None, typer.Option(help="Revision or label required.")] = None,
     version_path: Annotated[str | None, typer.Option(help="Directory for the new file.")] = None,
+    plugin: Annotated[
+        str | None,
+        typer.Option(
+            "--plugin",
+            help="Write into this plugin's own history (its mosaic_migrations() directory).",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     config: ConfigPath = Path("alembic.ini"),
 ) -> None:
-    """Create a revision file (YYYY_MM_DD_HHMM-<rev>_<slug>.py)."""
+    """Create a revision file (YYYY_MM_DD_HHMM-<rev>_<slug>.py).
+
+    With --plugin NAME the revision joins NAME's branch (the first one starts it at base,
+    labelled NAME), autogenerate diffs only NAME's tables, and depends_on names the current
+    head of every history holding tables of a plugin NAME requires. Without it, the revision
+    joins the host's history and autogenerate leaves out tables of plugin-owned histories."""
     with reporting_errors():
         if not message.strip():
             raise MigrationError("the revision message is empty; say what it does")
@@ -159,28 +189,35 @@ def revision_cmd(
                 empty.append(True)
 
         cfg.attributes[PROCESS_REVISION_KEY] = skip_empty
+        scripts = script_directory(cfg)
         if autogenerate:
-            at, tips = asyncio.run(current(cfg)), heads(cfg)
-            if set(at) != set(tips):
+            at = asyncio.run(current(cfg))
+            if not at_final_heads(scripts, at):
                 raise MigrationError(
                     f"autogenerate compares the models with a database at the heads, but it is "
-                    f"at {_at(at)} (heads: {_at(tips)}): run 'mosaic db upgrade' first"
+                    f"at {_at(at)} (heads: {_at(final_heads(scripts))}): run "
+                    "'mosaic db upgrade' first"
                 )
+        target = revision_target(
+            cfg,
+            scripts,
+            plugin,
+            {
+                "head": head,
+                "branch_label": branch_label,
+                "depends_on": depends_on,
+                "version_path": version_path,
+            },
+        )
         with _alembic_errors():
             script = command.revision(
-                cfg,
-                message=message.strip(),
-                autogenerate=autogenerate,
-                head=head,
-                branch_label=branch_label,
-                depends_on=depends_on,
-                version_path=version_path,
+                cfg, message=message.strip(), autogenerate=autogenerate, **target
             )
         if empty:
             console.print("No differences between the models and the database: nothing written.")
             return
-        scripts = script if isinstance(script, list) else [script]
-        for item in scripts:
+        written = script if isinstance(script, list) else [script]
+        for item in written:
             if item is not None:
                 console.print(f"Created [bold]{escape(item.path)}[/]")
         if autogenerate:
@@ -242,12 +279,26 @@ def current_cmd(
     with reporting_errors():
         cfg, masked = _config(config, database_url)
         at = asyncio.run(current(cfg))
-        tips = set(heads(cfg))
+        scripts = script_directory(cfg)
+        tips = set(scripts.get_heads())
+        dirs = history_dirs(resolve_plugins(cfg))
         console.print(f"Database: {masked}")
         if not at:
             console.print("  base (no revision applied, or not under Alembic)")
         for rev in at:
-            console.print(f"  {rev}{' (head)' if rev in tips else ''}")
+            console.print(f"  {rev}{_label(scripts, dirs, rev)}{' (head)' if rev in tips else ''}")
+        if at and set(at) == set(final_heads(scripts)) and len(tips) > len(at):
+            implied = ", ".join(sorted(tips - set(at)))
+            console.print(f"  at every head ({implied} applied as a dependency)")
+
+
+def _label(scripts: Any, dirs: Any, rev: str) -> str:
+    try:
+        item = scripts.get_revision(rev)
+    except CommandError:
+        return " (unknown: a disabled or uninstalled plugin's branch?)"
+    owner = owner_of(item, dirs) if item is not None else None
+    return f" ({owner})" if owner else ""
 
 
 def history_cmd(
@@ -271,6 +322,13 @@ def heads_cmd(
         cfg, _masked = _config(config, database_url)
         with _alembic_errors():
             command.heads(cfg, verbose=False)
+            scripts = script_directory(cfg)
+            final = final_heads(scripts)
+        if set(final) != set(scripts.get_heads()):
+            console.print(
+                f"'upgrade heads' records {', '.join(final)}; an \"effective head\" is reached "
+                "as a dependency of another revision."
+            )
 
 
 def stamp_cmd(

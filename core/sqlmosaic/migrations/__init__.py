@@ -1,4 +1,5 @@
-"""Alembic migrations for a sqlmosaic host: one merged history for the enabled plugins.
+"""Alembic migrations for a sqlmosaic host: the host's merged history for the enabled plugins,
+plus a branch per plugin that ships its own history (``mosaic_migrations()``).
 
 ``alembic/env.py`` is just ``from sqlmosaic.migrations import run_env; run_env()``. From async
 code use the coroutine functions here (they hand Alembic a connection, no nested event loop);
@@ -14,17 +15,19 @@ from ._commands import (
     diffs,
     downgrade,
     drift_error,
+    final_heads_of,
     heads,
     orphans,
     revision,
     stamp,
     upgrade,
 )
-from ._config import alembic_config
+from ._config import MosaicConfig, alembic_config
 from ._runtime import AppliedRevision, run_env
 
 __all__ = [
     "AppliedRevision",
+    "MosaicConfig",
     "adopt",
     "alembic_config",
     "check",
@@ -32,6 +35,7 @@ __all__ = [
     "diffs",
     "downgrade",
     "drift_error",
+    "final_heads_of",
     "heads",
     "orphans",
     "revision",

@@ -19,13 +19,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import Script, ScriptDirectory
+from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .._exceptions import MigrationError, SchemaDriftError
 from .._gc import collector_paused
+from ._branches import at_final_heads, final_heads, revision_target, script_directory
 from ._config import CONNECTION_KEY
 from ._diffs import describe_diffs, orphan_tables
 from ._runtime import APPLIED_KEY, AppliedRevision
@@ -44,6 +45,7 @@ __all__ = [
     "diffs",
     "downgrade",
     "drift_error",
+    "final_heads_of",
     "heads",
     "orphans",
     "revision",
@@ -173,17 +175,24 @@ async def revision(
     message: str,
     *,
     autogenerate: bool = False,
+    plugin: str | None = None,
     **kwargs: Any,
 ) -> list[Script]:
     """Write a revision file (``alembic revision``); ``kwargs`` as for ``command.revision``
     (``head``, ``branch_label``, ``depends_on``, ``version_path``, ...).
 
+    :param plugin: write into this plugin's own history (``mosaic_migrations()``): its branch,
+        its tables only, ``depends_on`` the heads of the histories its requirements live in.
+        ``None``: the host's history, leaving out tables of plugin-owned histories.
     :returns: the scripts written (none when the hook in ``mosaic_process_revision_directives``
         dropped them).
     """
 
     def call(_: Connection) -> list[Script]:
-        written = command.revision(config, message=message, autogenerate=autogenerate, **kwargs)
+        target = revision_target(config, script_directory(config), plugin, kwargs)
+        written = command.revision(
+            config, message=message, autogenerate=autogenerate, **{**kwargs, **target}
+        )
         items = written if isinstance(written, list) else [written]
         return [item for item in items if item is not None]
 
@@ -191,8 +200,15 @@ async def revision(
 
 
 def heads(config: Config) -> tuple[str, ...]:
-    """The head revisions of the migration scripts (no database access)."""
-    return tuple(ScriptDirectory.from_config(config).get_heads())
+    """The head revisions of the migration scripts, plugin branches included (no database
+    access). A head that another head depends on is listed too: see :func:`final_heads`."""
+    return tuple(script_directory(config).get_heads())
+
+
+def final_heads_of(config: Config) -> tuple[str, ...]:
+    """What ``upgrade heads`` reaches and ``alembic_version`` then records: the heads no other
+    head depends on (no database access)."""
+    return final_heads(script_directory(config))
 
 
 async def diffs(config: Config) -> list[str]:
@@ -223,17 +239,20 @@ async def orphans(config: Config) -> list[str]:
 
 
 async def check(config: Config) -> list[str]:
-    """Whether the migrations produce the models: the database must be at the script heads.
+    """Whether the migrations produce the models: the database must be at the heads.
+
+    "At the heads" is ``alembic check``'s test: ``alembic_version`` records exactly the
+    final heads (a head another revision depends on is implied, not recorded).
 
     :returns: the differences (empty when models and migrations agree).
     :raises MigrationError: the database is not at the heads (upgrade first).
     """
     at = await current(config)
-    expected = await asyncio.to_thread(heads, config)  # reads every script: off the loop
-    if set(at) != set(expected):
+    scripts = await asyncio.to_thread(script_directory, config)  # reads every script: off the loop
+    if not at_final_heads(scripts, at):
         raise MigrationError(
             f"the database is at {', '.join(at) or 'base'}, not at the heads "
-            f"({', '.join(expected) or 'none'}): upgrade it before checking"
+            f"({', '.join(final_heads(scripts)) or 'none'}): upgrade it before checking"
         )
     return await diffs(config)
 

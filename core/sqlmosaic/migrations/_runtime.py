@@ -33,6 +33,7 @@ from .._engine import SQLITE_BEGIN_OPTION
 from .._exceptions import MigrationError
 from .._settings import MosaicSettings
 from .._url import mask_password
+from ._branches import compose_script, guard_steps, revision_hook
 from ._config import CONFIGURE_LOGGING_KEY, CONNECTION_KEY, ON_APPLY_KEY, PROCESS_REVISION_KEY
 from ._setup import (
     comparison_options,
@@ -41,6 +42,7 @@ from ._setup import (
     enabled_plugins,
     has_transactional_sqlite,
     resolve_metadata,
+    resolve_plugins,
     resolve_settings,
 )
 
@@ -115,6 +117,9 @@ def run_env() -> None:
     config = context.config
     if config.attributes.get(CONFIGURE_LOGGING_KEY, True) and config.config_file_name:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
+    # The plain ``alembic`` command built its scripts from alembic.ini alone: add the enabled
+    # plugins' own histories before the revision map is first read.
+    compose_script(context.script, resolve_plugins(config))
     if context.is_offline_mode():
         _run_offline(config)
         return
@@ -177,6 +182,7 @@ def _run_offline(config: Config) -> None:
         transaction_per_migration=False,
         **comparison_options(metadata, enabled_plugins(config)),
     )
+    guard_steps(context.get_context(), context.script)
     with context.begin_transaction():
         if settings.backend == "postgresql":
             for statement in _postgres_preamble(settings):
@@ -206,10 +212,16 @@ def _run_on_connection(connection: Connection, config: Config) -> None:
             transaction_per_migration=False,
             transactional_ddl=transactional,
             on_version_apply=tracker.done,
-            process_revision_directives=config.attributes.get(PROCESS_REVISION_KEY),
+            process_revision_directives=revision_hook(
+                config,
+                context.script,
+                resolve_plugins(config),
+                config.attributes.get(PROCESS_REVISION_KEY),
+            ),
             **comparison_options(metadata, enabled_plugins(config)),
         )
         migration_context = context.get_context()
+        guard_steps(migration_context, context.script)
         _wrap_steps(migration_context, tracker)
         with context.begin_transaction():
             start_heads = migration_context.get_current_heads()
