@@ -33,7 +33,11 @@ async def test_the_host_uses_an_async_driver(api: httpx.AsyncClient, mosaic_host
     await assert_async_connection(mosaic_host)
     response = await api.get("/health")
     assert response.status_code == 200
-    assert response.json()["plugins"] == {"accounts": "0.1.0", "tasks": "0.1.0"}
+    assert response.json()["plugins"] == {
+        "accounts": "0.1.0",
+        "comments": "0.1.0",
+        "tasks": "0.1.0",
+    }
 
 
 async def test_user_crud(api: httpx.AsyncClient, mosaic_host: Mosaic) -> None:

@@ -68,6 +68,12 @@ def build_wheel(project: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def wheel_builder() -> Callable[[Path, Path], Path]:
+    """:func:`build_wheel`, for tests that package a plugin project of their own."""
+    return build_wheel
+
+
+@pytest.fixture(scope="session")
 def plugin_dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every fixture project built and pip-installed into its own directory: {project: dir}."""
     base = tmp_path_factory.mktemp("plugin-dists")

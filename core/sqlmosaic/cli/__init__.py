@@ -1,14 +1,15 @@
 """The ``mosaic`` command line (typer + rich).
 
 Sub-commands live in private modules, each adding itself to :data:`app` through a ``register``
-function: ``mosaic plugins`` (:mod:`._plugins`), ``mosaic db ...`` (:mod:`._db`).
+function: ``mosaic plugins`` (:mod:`._plugins`), ``mosaic db ...`` (:mod:`._db`), ``mosaic init``
+and ``mosaic plugin new`` (:mod:`._scaffold`).
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import _db, _plugins
+from . import _db, _plugins, _scaffold
 
 __all__ = ["app", "main"]
 
@@ -24,6 +25,7 @@ def build_app() -> typer.Typer:
     )
     _plugins.register(application)
     _db.register(application)
+    _scaffold.register(application)
     return application
 
 

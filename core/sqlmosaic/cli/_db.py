@@ -28,6 +28,7 @@ from ..migrations import (
     check,
     current,
     orphans,
+    standalone_config,
 )
 from ..migrations._branches import (
     at_final_heads,
@@ -58,8 +59,18 @@ ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="Alembic config
 
 def _config(config_path: Path, database_url: str | None) -> tuple[Config, str]:
     settings = load_settings(database_url)
+    if config_path == DEFAULT_INI and not config_path.is_file():
+        # No host here (a plugin's own repository): the enabled plugins' shipped histories.
+        plugins = resolve_plugins(standalone_config(settings=settings))
+        if plugins is not None and history_dirs(plugins):
+            return standalone_config(
+                settings=settings, plugins=plugins, stdout=sys.stdout
+            ), settings.masked_url
     cfg = alembic_config(config_path, settings=settings, stdout=sys.stdout)
     return cfg, settings.masked_url
+
+
+DEFAULT_INI = Path("alembic.ini")
 
 
 @contextmanager

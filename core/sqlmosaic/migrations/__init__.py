@@ -22,7 +22,7 @@ from ._commands import (
     stamp,
     upgrade,
 )
-from ._config import MosaicConfig, alembic_config
+from ._config import MosaicConfig, alembic_config, standalone_config
 from ._runtime import AppliedRevision, run_env
 
 __all__ = [
@@ -41,5 +41,6 @@ __all__ = [
     "revision",
     "run_env",
     "stamp",
+    "standalone_config",
     "upgrade",
 ]

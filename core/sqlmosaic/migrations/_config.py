@@ -7,6 +7,7 @@ overwrites the generic keys such as ``target_metadata``).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -27,11 +28,17 @@ __all__ = [
     "PROCESS_REVISION_KEY",
     "REVISION_PLUGIN_KEY",
     "SETTINGS_KEY",
+    "TEMPLATES",
     "URL_KEY",
     "MosaicConfig",
     "PluginsArg",
     "alembic_config",
+    "module_available",
+    "standalone_config",
 ]
+
+#: alembic.ini, env.py and script.py.mako of a new host, shipped inside the wheel.
+TEMPLATES = Path(__file__).parent / "_templates"
 
 #: ``Config.attributes`` keys read by :func:`sqlmosaic.migrations.run_env`.
 SETTINGS_KEY = "mosaic_settings"
@@ -61,6 +68,23 @@ class MosaicConfig(Config):
         from ._setup import resolve_plugins
 
         return version_locations(self, resolve_plugins(self))
+
+    def get_hooks_list(self) -> list[Mapping[str, str]]:
+        """The .ini's post-write hooks, without ``type = module`` hooks whose module is not
+        importable (a host installed without ruff still writes revisions, unformatted)."""
+        return [
+            hook
+            for hook in super().get_hooks_list()
+            if hook.get("type") != "module" or module_available(hook.get("module", ""))
+        ]
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported here (without importing it)."""
+    try:
+        return bool(name) and importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def alembic_config(
@@ -103,4 +127,49 @@ def alembic_config(
         config.attributes[PLUGINS_KEY] = plugins
     config.attributes[DISCOVER_KEY] = discover
     config.attributes[CONFIGURE_LOGGING_KEY] = configure_logging
+    return config
+
+
+def standalone_config(
+    *,
+    settings: MosaicSettings | None = None,
+    url: str | None = None,
+    plugins: PluginsArg = None,
+    discover: bool = True,
+    stdout: Any = None,
+) -> Config:
+    """An Alembic ``Config`` with no host: only the enabled plugins' own histories.
+
+    For a plugin's own repository (its tests build their database from the migrations it
+    ships): the environment and revision template are the ones shipped with sqlmosaic.
+    Arguments as for :func:`alembic_config`.
+    """
+    kwargs: dict[str, Any] = {}
+    if stdout is not None:
+        kwargs["stdout"] = stdout
+    config = MosaicConfig(None, **kwargs)
+    config.set_main_option("script_location", str(TEMPLATES))
+    config.set_main_option("path_separator", "os")
+    # as in a host's alembic.ini: YYYY_MM_DD_HHMM-<rev>_<slug>.py (UTC), ruff when installed
+    config.set_main_option(
+        "file_template",
+        "%%(year)d_%%(month).2d_%%(day).2d_%%(hour).2d%%(minute).2d-%%(rev)s_%%(slug)s",
+    )
+    config.set_main_option("timezone", "UTC")
+    config.set_main_option("truncate_slug_length", "40")
+    hooks = {"hooks": "ruff_format, ruff_check"}
+    for hook, options in (("ruff_format", "format"), ("ruff_check", "check --fix")):
+        hooks[f"{hook}.type"] = "module"
+        hooks[f"{hook}.module"] = "ruff"
+        hooks[f"{hook}.options"] = f"{options} --quiet REVISION_SCRIPT_FILENAME"
+    for key, value in hooks.items():
+        config.set_section_option("post_write_hooks", key, value)
+    if settings is not None:
+        config.attributes[SETTINGS_KEY] = settings
+    if url is not None:
+        config.attributes[URL_KEY] = url
+    if plugins is not None:
+        config.attributes[PLUGINS_KEY] = plugins
+    config.attributes[DISCOVER_KEY] = discover
+    config.attributes[CONFIGURE_LOGGING_KEY] = False
     return config

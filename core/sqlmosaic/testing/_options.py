@@ -151,6 +151,9 @@ class MosaicTestOptions:
     blocking_allow: tuple[str, ...]  # FILE_SUFFIX:FUNCTION[,FUNCTION] entries
     migration_checks: bool
     migration_checks_path: str
+    #: whether --mosaic-alembic-ini (or its env/ini key) named the file; if not and there is
+    #: no ./alembic.ini, the enabled plugins' shipped histories build the databases
+    alembic_ini_given: bool = False
 
     @property
     def pg_configured(self) -> bool:
@@ -312,6 +315,7 @@ def get_options(config: pytest.Config) -> MosaicTestOptions:
         blocking_allow=_blocking_allow(config),
         migration_checks=_flag(config, settings["mosaic_migration_checks"]),
         migration_checks_path=text("mosaic_migration_checks_path") or MIGRATION_CHECKS_PATH,
+        alembic_ini_given=text("mosaic_alembic_ini") is not None,
     )
     config.stash[OPTIONS_KEY] = options
     return options

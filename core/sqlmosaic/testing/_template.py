@@ -72,17 +72,30 @@ def settings_for(options: MosaicTestOptions, url: str) -> MosaicSettings:
 
 
 def alembic_config_for(options: MosaicTestOptions, url: str, **attributes: Any) -> Config:
-    """The host's Alembic config (``--mosaic-alembic-ini``) pointed at ``url``."""
-    from ..migrations import alembic_config
+    """The host's Alembic config (``--mosaic-alembic-ini``) pointed at ``url``; with no host
+    (a plugin's own repository), the enabled plugins' shipped histories alone."""
+    from ..migrations import alembic_config, standalone_config
+    from ..migrations._branches import history_dirs
+    from ..migrations._setup import resolve_plugins
 
     ini = options.alembic_ini
-    if not ini.is_file():
+    if options.alembic_ini_given and not ini.is_file():
         raise pytest.UsageError(
             f"sqlmosaic: Alembic configuration {str(ini)!r} not found; the test databases are "
             "built by running the host's migrations: pass --mosaic-alembic-ini "
             "(ini mosaic_alembic_ini, env MOSAIC_TEST_ALEMBIC_INI)"
         )
-    config = alembic_config(ini, settings=settings_for(options, url))
+    if ini.is_file():
+        config = alembic_config(ini, settings=settings_for(options, url))
+    else:
+        config = standalone_config(settings=settings_for(options, url))
+        if not history_dirs(resolve_plugins(config)):
+            raise pytest.UsageError(
+                f"sqlmosaic: Alembic configuration {str(ini)!r} not found and no enabled plugin "
+                "ships its own migrations (mosaic_migrations()); the test databases are built "
+                "by running migrations: pass --mosaic-alembic-ini (ini mosaic_alembic_ini, env "
+                "MOSAIC_TEST_ALEMBIC_INI)"
+            )
     config.attributes.update(attributes)
     return config
 
