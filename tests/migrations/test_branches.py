@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, String, Table, text
 from typer.testing import CliRunner
 
@@ -41,6 +42,8 @@ pytestmark = pytest.mark.plugin_branches
 COMMENTS_DIR = Path(mosaic_comments.plugin.__file__).parent / "migrations"
 [COMMENTS_FIRST] = [p.name.split("-", 1)[1].split("_", 1)[0] for p in COMMENTS_DIR.glob("*.py")]
 HOST_TABLES = {"user", "team", "membership", "project", "task"}
+#: the head of the host's own history (alembic.ini alone, no plugin branch)
+[HOST_HEAD] = ScriptDirectory.from_config(Config(str(INI))).get_heads()
 
 
 async def add_comment(url: str) -> None:
@@ -70,6 +73,12 @@ def read(path: str) -> str:
     return Path(path).read_text()
 
 
+def host_config(url: str, ini: Path = INI, **kwargs: Any) -> Config:
+    """alembic_config() of the reference host (reads the .ini: test setup, allowed on the loop
+    by pyproject's mosaic_blocking_allow)."""
+    return alembic_config(ini, url=url, **kwargs)
+
+
 def cli(*args: str, url: str, env: dict[str, str] | None = None) -> Any:
     argv = ["db", *args, "--config", str(INI), "--database-url", url]
     return CliRunner().invoke(build_app(), argv, env={"COLUMNS": "250", **(env or {})})
@@ -83,28 +92,31 @@ def test_the_comments_branch_is_composed_at_run_time() -> None:
         str(REPO / "alembic" / "versions"),
         str(COMMENTS_DIR),
     ]
-    assert heads(cfg) == (FIRST, COMMENTS_FIRST)
+    assert heads(cfg) == (HOST_HEAD, COMMENTS_FIRST)
+    comments = ScriptDirectory.from_config(cfg).get_revision(COMMENTS_FIRST)
+    assert comments is not None
+    assert comments.dependencies == HOST_HEAD
     # comments' first revision depends on the host revision creating task and user: "upgrade
     # heads" records only comments' head.
     assert final_heads_of(cfg) == (COMMENTS_FIRST,)
     # A disabled plugin's directory is not composed.
     disabled = alembic_config(INI, settings=MosaicSettings(plugins=["accounts", "tasks"]))
-    assert heads(disabled) == (FIRST,)
+    assert heads(disabled) == (HOST_HEAD,)
 
 
 async def test_upgrade_from_empty_applies_every_branch_in_dependency_order(db_url: str) -> None:
-    cfg = alembic_config(INI, url=db_url)
+    cfg = host_config(db_url)
     applied = await upgrade(cfg)
-    assert [a.revision for a in applied] == [FIRST, COMMENTS_FIRST]
+    assert [a.revision for a in applied] == [FIRST, HOST_HEAD, COMMENTS_FIRST]
     assert await table_names(db_url) == HOST_TABLES | {"comment", "alembic_version"}
     assert await current(cfg) == (COMMENTS_FIRST,)
     assert await check(cfg) == []
     # The same verdict as plain Alembic's check (which raises on any difference).
-    await asyncio.to_thread(command.check, alembic_config(INI, url=db_url))
+    await asyncio.to_thread(command.check, host_config(db_url))
 
 
 async def test_downgrade_of_one_branch_drops_only_its_tables(db_url: str) -> None:
-    cfg = alembic_config(INI, url=db_url)
+    cfg = host_config(db_url)
     await upgrade(cfg)
     await seed(db_url)
     await add_comment(db_url)
@@ -120,11 +132,11 @@ async def test_downgrade_of_one_branch_drops_only_its_tables(db_url: str) -> Non
         "task": 1,
         "assignee": 1,
     }
-    assert await current(cfg) == (FIRST,)
+    assert await current(cfg) == (HOST_HEAD,)
 
     await upgrade(cfg)
     assert [a.revision for a in await downgrade(cfg, "comments@base")] == [COMMENTS_FIRST]
-    assert await current(cfg) == (FIRST,)
+    assert await current(cfg) == (HOST_HEAD,)
 
 
 def test_check_and_autogenerate_accept_a_database_at_the_heads(db_url: str) -> None:
@@ -140,34 +152,34 @@ def test_check_and_autogenerate_accept_a_database_at_the_heads(db_url: str) -> N
         assert "nothing written" in written.stdout
     current_out = cli("current", url=db_url).stdout
     assert f"{COMMENTS_FIRST} (comments) (head)" in current_out
-    assert f"at every head ({FIRST} applied as a dependency)" in current_out
+    assert f"at every head ({HOST_HEAD} applied as a dependency)" in current_out
 
 
 def test_a_database_short_of_a_branch_head_is_not_at_the_heads(sqlite_url: str) -> None:
-    assert cli("upgrade", FIRST, url=sqlite_url).exit_code == 0
+    assert cli("upgrade", HOST_HEAD, url=sqlite_url).exit_code == 0
     result = cli("check", url=sqlite_url)
     assert result.exit_code == 1
-    assert f"the database is at {FIRST}, not at the heads ({COMMENTS_FIRST})" in result.stderr
+    assert f"the database is at {HOST_HEAD}, not at the heads ({COMMENTS_FIRST})" in result.stderr
     with pytest.raises(Exception, match="Target database is not up to date"):
-        command.check(alembic_config(INI, url=sqlite_url))
+        command.check(host_config(sqlite_url))
 
 
 async def test_disabling_a_branch_plugin_leaves_its_tables_untouched(db_url: str) -> None:
-    await upgrade(alembic_config(INI, url=db_url))
+    await upgrade(host_config(db_url))
     await seed(db_url)
     await add_comment(db_url)
 
     settings = MosaicSettings(database_url=db_url, plugins=["accounts", "tasks"])
-    cfg = alembic_config(INI, settings=settings)
+    cfg = host_config(db_url, settings=settings)
     assert await orphans(cfg) == ["comment"]
     with pytest.raises(MigrationError, match=r"records revision '[0-9a-f]+', which none of the"):
         await upgrade(cfg)
     with pytest.raises(MigrationError, match="disabled or uninstalled plugin's branch"):
         await downgrade(cfg, "-1")
     assert await comment_count(db_url) == 1
-    assert await current(alembic_config(INI, url=db_url)) == (COMMENTS_FIRST,)
+    assert await current(host_config(db_url)) == (COMMENTS_FIRST,)
     # Enabled again, it is where it was.
-    assert await check(alembic_config(INI, url=db_url)) == []
+    assert await check(host_config(db_url)) == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -193,12 +205,14 @@ def test_plain_alembic_upgrade_head_and_downgrade_minus_one_from_the_repo_root(
 
     log = alembic("upgrade", "head")
     assert f"Running upgrade  -> {FIRST}" in log
+    assert f"Running upgrade {FIRST} -> {HOST_HEAD}" in log
     assert f"Running upgrade  -> {COMMENTS_FIRST}" in log
     assert asyncio.run(table_names(url)) == HOST_TABLES | {"comment", "alembic_version"}
     assert "No new upgrade operations detected" in alembic("check")
     assert f"Running downgrade {COMMENTS_FIRST} -> ," in alembic("downgrade", "-1")
     assert asyncio.run(table_names(url)) == HOST_TABLES | {"alembic_version"}
-    assert f"Running downgrade {FIRST} -> ," in alembic("downgrade", "-1")
+    assert f"Running downgrade {HOST_HEAD} -> " in alembic("downgrade", "-1")
+    assert f"Running downgrade {FIRST} -> ," in alembic("downgrade", "base")
     assert asyncio.run(table_names(url)) == {"alembic_version"}
 
 
@@ -207,7 +221,7 @@ def test_plain_alembic_config_gets_the_branches_from_the_environment(sqlite_url:
     cfg = Config(str(INI))
     cfg.attributes["mosaic_url"] = sqlite_url
     command.upgrade(cfg, "head")
-    assert asyncio.run(current(alembic_config(INI, url=sqlite_url))) == (COMMENTS_FIRST,)
+    assert asyncio.run(current(host_config(sqlite_url))) == (COMMENTS_FIRST,)
 
 
 # ------------------------------------------------------------------ a plugin written here
@@ -238,9 +252,9 @@ async def test_autogenerate_for_a_plugin_writes_only_its_tables_with_depends_on(
     db_url: str, tmp_path: Path, scripts: Path
 ) -> None:
     history = tmp_path / "ratings_migrations"
-    history.mkdir()
+    await asyncio.to_thread(history.mkdir)
     ini = scripts.parent / "alembic.ini"
-    cfg = alembic_config(ini, url=db_url, plugins={"ratings": ratings_plugin(history)})
+    cfg = host_config(db_url, ini, plugins={"ratings": ratings_plugin(history)})
     await upgrade(cfg)
     assert "rating" not in await table_names(db_url)
 
@@ -248,7 +262,7 @@ async def test_autogenerate_for_a_plugin_writes_only_its_tables_with_depends_on(
     # head, in the host's directory.
     [host] = await revision(cfg, "host scope", autogenerate=True)
     assert Path(host.path).parent == scripts / "versions"
-    assert host.down_revision == FIRST
+    assert host.down_revision == HOST_HEAD
     body = read(host.path)
     assert "rating" not in body
     upgrade_body = body.split("def upgrade() -> None:")[1].split("def downgrade")[0]
@@ -287,7 +301,7 @@ async def test_autogenerate_for_a_plugin_writes_only_its_tables_with_depends_on(
 async def test_revision_for_a_plugin_without_a_history_or_not_enabled_is_refused(
     sqlite_url: str,
 ) -> None:
-    cfg = alembic_config(INI, url=sqlite_url)
+    cfg = host_config(sqlite_url)
     with pytest.raises(MigrationError, match="plugin 'tasks' has no history of its own"):
         await revision(cfg, "x", plugin="tasks")
     with pytest.raises(MigrationError, match=r"plugin 'nope' is not enabled"):

@@ -39,7 +39,9 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
 def scaffolded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``mosaic plugin new bookmarks`` (as a user runs it)."""
     where = tmp_path_factory.mktemp("scaffold")
-    done = run([str(BIN / "mosaic"), "plugin", "new", "bookmarks"], where, clean_env())
+    # A host's allowlist in the environment does not apply to the scaffold's own first revision.
+    env = clean_env(MOSAIC_PLUGINS="accounts")
+    done = run([str(BIN / "mosaic"), "plugin", "new", "bookmarks"], where, env)
     assert done.returncode == 0, done.stderr
     return where / "bookmarks"
 

@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import keyword
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -94,17 +95,29 @@ def new_plugin(name: str, directory: Path) -> list[Path]:
         source / "plugin.py": "plugin.py.tmpl",
         directory / "tests" / f"test_{name}.py": "test_plugin.py.tmpl",
     }
-    (source / "migrations").mkdir(parents=True)
-    (directory / "tests").mkdir()
-    for path, template in files.items():
-        path.write_text(Template((PLUGIN_TEMPLATES / template).read_text()).substitute(values))
-    (source / "py.typed").write_text("")
-    first = _first_revision(name, package, directory / "src")
+    created = not directory.exists()
+    try:
+        (source / "migrations").mkdir(parents=True)
+        (directory / "tests").mkdir()
+        for path, template in files.items():
+            text = Template((PLUGIN_TEMPLATES / template).read_text()).substitute(values)
+            path.write_text(text)
+        (source / "py.typed").write_text("")
+        first = _first_revision(name, package, directory / "src")
+    except BaseException:
+        # leave nothing half-written behind (a retry would find the directory not empty)
+        if created:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            for child in directory.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
     return [*files, first]
 
 
 def _first_revision(name: str, package: str, src: Path) -> Path:
     """Autogenerate the plugin's first revision (its models against an empty database)."""
+    from .._settings import MosaicSettings
     from ..migrations import revision, standalone_config, upgrade
 
     sys.path.insert(0, str(src))
@@ -112,7 +125,9 @@ def _first_revision(name: str, package: str, src: Path) -> Path:
         module = importlib.import_module(f"{package}.plugin")
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'scaffold.db'}"
-            config = standalone_config(url=url, plugins={name: module}, discover=False)
+            # only this plugin, whatever MOSAIC_PLUGINS / MOSAIC_BLOCKED_PLUGINS say here
+            settings = MosaicSettings.load(database_url=url, plugins=None, blocked_plugins=[])
+            config = standalone_config(settings=settings, plugins={name: module}, discover=False)
 
             async def write() -> Path:
                 await upgrade(config)
@@ -149,7 +164,7 @@ def plugin_new_cmd(
         target = directory if directory is not None else Path(name)
         for path in new_plugin(name, target):
             console.print(f"Created [bold]{escape(str(path))}[/]")
-        console.print(f"Next: pip install -e '{target}[test]' && (cd {target} && pytest)")
+        console.print(escape(f"Next: pip install -e '{target}[test]' && (cd {target} && pytest)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -248,11 +248,16 @@ async def check(config: Config) -> list[str]:
     :raises MigrationError: the database is not at the heads (upgrade first).
     """
     at = await current(config)
-    scripts = await asyncio.to_thread(script_directory, config)  # reads every script: off the loop
-    if not at_final_heads(scripts, at):
+
+    def compare() -> tuple[bool, tuple[str, ...]]:  # reads every script: off the loop
+        scripts = script_directory(config)
+        return at_final_heads(scripts, at), final_heads(scripts)
+
+    done, final = await asyncio.to_thread(compare)
+    if not done:
         raise MigrationError(
             f"the database is at {', '.join(at) or 'base'}, not at the heads "
-            f"({', '.join(final_heads(scripts)) or 'none'}): upgrade it before checking"
+            f"({', '.join(final) or 'none'}): upgrade it before checking"
         )
     return await diffs(config)
 

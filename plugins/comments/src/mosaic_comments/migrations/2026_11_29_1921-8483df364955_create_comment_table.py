@@ -16,7 +16,7 @@ from alembic import op
 revision: str = "8483df364955"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("comments",)
-depends_on: str | Sequence[str] | None = "eab1d300f7dd"
+depends_on: str | Sequence[str] | None = "663d7d9988c1"
 
 
 def upgrade() -> None:
