@@ -257,6 +257,12 @@ def check_cmd(
             for line in found:
                 console.print(f"  - {escape(line)}")
             console.print("Write a migration: mosaic db revision --autogenerate -m '...'")
+            if any(line.startswith("rename_") for line in found):
+                console.print(
+                    "  Autogenerate does not write renames: rename those constraints/indexes by "
+                    "hand (ALTER TABLE ... RENAME CONSTRAINT on PostgreSQL, a batch_alter_table "
+                    "rebuild on SQLite)."
+                )
             raise typer.Exit(code=1)
         console.print(f"[bold green]OK:[/] the models match the migrations ({masked}).")
         if strict and orphaned:

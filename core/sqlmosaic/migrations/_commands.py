@@ -26,9 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from .._exceptions import MigrationError, SchemaDriftError
 from .._gc import collector_paused
+from .._metadata import table_owner
 from ._branches import at_final_heads, final_heads, revision_target, script_directory
 from ._config import CONNECTION_KEY
 from ._diffs import describe_diffs, orphan_tables
+from ._naming import naming_problems
 from ._runtime import APPLIED_KEY, AppliedRevision
 from ._setup import (
     comparison_options,
@@ -214,17 +216,30 @@ def final_heads_of(config: Config) -> tuple[str, ...]:
 async def diffs(config: Config) -> list[str]:
     """Differences between the database and the models of the enabled plugins, one per line.
 
-    Compares whatever the database holds now (it need not be at head).
+    Compares whatever the database holds now (it need not be at head). Constraint and index
+    names that do not follow the naming convention count too (``rename_*`` lines): Alembic's
+    comparison ignores primary- and foreign-key names.
     """
 
     def call(sync: Connection) -> list[str]:
         metadata = resolve_metadata(config)
-        options = comparison_options(metadata, enabled_plugins(config))
+        enabled = enabled_plugins(config)
+        options = comparison_options(metadata, enabled)
         ctx = MigrationContext.configure(sync, opts=options)
         # Reflection allocates in bursts over a heap holding every plugin's models: with the
         # collector paused the compare takes about half the time (bench/run_check.py).
         compare = collector_paused(compare_metadata)
-        return _read(sync, lambda: describe_diffs(compare(ctx, metadata)))
+        owned = [
+            key
+            for key, table in metadata.tables.items()
+            if enabled is None or table_owner(table) in enabled
+        ]
+
+        def everything() -> list[str]:
+            found = describe_diffs(compare(ctx, metadata))
+            return found + naming_problems(sync, metadata, owned)
+
+        return _read(sync, everything)
 
     return await _run(config, call)
 

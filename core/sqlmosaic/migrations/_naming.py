@@ -1,0 +1,92 @@
+"""Constraint and index names that do not follow the naming convention.
+
+A database migrated by an older history (or made by ``create_all`` without the convention) has
+``user_pkey`` or ``task_project_id_fkey`` (PostgreSQL's own names) or unnamed constraints
+(SQLite). Alembic's comparison ignores primary-key and foreign-key names, so ``check`` would say
+OK and a later ``drop_constraint("fk_task_project_id_project")`` would fail: these are reported
+as differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from sqlalchemy import Index, MetaData, Table, UniqueConstraint, inspect
+from sqlalchemy.engine import Connection
+
+__all__ = ["naming_problems"]
+
+
+def naming_problems(
+    connection: Connection, metadata: MetaData, owned: Collection[str]
+) -> list[str]:
+    """One line per constraint or index of the ``owned`` tables whose name in the database is
+    not the one the models' naming convention gives."""
+    inspector = inspect(connection)
+    present = set(inspector.get_table_names())
+    found: list[str] = []
+    for key in sorted(owned):
+        table = metadata.tables[key]
+        if table.name in present:
+            found.extend(_table_problems(inspector, table))
+    return found
+
+
+def _line(kind: str, table: str, what: str, actual: Any, expected: Any) -> str:
+    shown = repr(str(actual)) if actual else "unnamed"
+    return (
+        f"rename_{kind}: {what} on {table} is {shown}, the naming convention says {str(expected)!r}"
+    )
+
+
+def _table_problems(inspector: Any, table: Table) -> list[str]:
+    name = table.name
+    found: list[str] = []
+    pk = inspector.get_pk_constraint(name)
+    expected_pk = table.primary_key.name
+    if pk.get("constrained_columns") and expected_pk and pk.get("name") != expected_pk:
+        cols = ", ".join(pk["constrained_columns"])
+        found.append(
+            _line("constraint", name, f"primary key ({cols})", pk.get("name"), expected_pk)
+        )
+    fks = {
+        (tuple(e.parent.name for e in fk.elements), fk.elements[0].column.table.name): fk.name
+        for fk in table.foreign_key_constraints
+    }
+    for fk in inspector.get_foreign_keys(name):
+        key = (tuple(fk["constrained_columns"]), fk["referred_table"])
+        expected = fks.get(key)
+        if expected and fk.get("name") != expected:
+            what = f"foreign key ({', '.join(key[0])}) -> {key[1]}"
+            found.append(_line("constraint", name, what, fk.get("name"), expected))
+    uniques = _by_columns(
+        (c for c in table.constraints if isinstance(c, UniqueConstraint)), lambda c: c.columns
+    )
+    for uq in inspector.get_unique_constraints(name):
+        expected = uniques.get(tuple(sorted(uq["column_names"])))
+        if expected and uq.get("name") != expected and not _index_named(table, uq.get("name")):
+            what = f"unique constraint ({', '.join(uq['column_names'])})"
+            found.append(_line("constraint", name, what, uq.get("name"), expected))
+    indexes = _by_columns(table.indexes, lambda i: i.columns)
+    for ix in inspector.get_indexes(name):
+        columns = tuple(sorted(c for c in ix["column_names"] if c is not None))
+        expected = indexes.get(columns)
+        if expected and ix.get("name") != expected and not _constraint_named(table, ix.get("name")):
+            what = f"index ({', '.join(ix['column_names'])})"
+            found.append(_line("index", name, what, ix.get("name"), expected))
+    return found
+
+
+def _by_columns(items: Iterable[Any], columns: Any) -> dict[tuple[str, ...], str]:
+    return {
+        tuple(sorted(c.name for c in columns(item))): str(item.name) for item in items if item.name
+    }
+
+
+def _index_named(table: Table, name: str | None) -> bool:
+    return any(isinstance(i, Index) and i.name == name for i in table.indexes)
+
+
+def _constraint_named(table: Table, name: str | None) -> bool:
+    return any(c.name == name for c in table.constraints)
