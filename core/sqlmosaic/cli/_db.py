@@ -398,6 +398,26 @@ def adopt_cmd(
         _report_orphans(cfg, ())
 
 
+def diagram_cmd(
+    plugin: Annotated[
+        str | None,
+        typer.Option("--plugin", help="Only this plugin's tables (and those its keys reach)."),
+    ] = None,
+) -> None:
+    """Print the merged schema as a Mermaid erDiagram, grouped by plugin (no database access)."""
+    from .._plugins import load_plugins
+    from ..migrations._diagram import mermaid_diagram
+
+    with reporting_errors():
+        settings = load_settings()
+        plugins = load_plugins(allow=settings.plugins, block=settings.blocked_plugins)
+        if plugin is not None and plugin not in plugins.names:
+            raise MigrationError(
+                f"plugin {plugin!r} is not enabled (enabled: {', '.join(plugins.names)})"
+            )
+        typer.echo(mermaid_diagram(plugins.metadata, plugin), nl=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``db`` command group to ``app``."""
     db = typer.Typer(
@@ -415,4 +435,5 @@ def register(app: typer.Typer) -> None:
     db.command("stamp", context_settings=relative)(stamp_cmd)
     db.command("sql", context_settings=relative)(sql_cmd)
     db.command("adopt")(adopt_cmd)
+    db.command("diagram")(diagram_cmd)
     app.add_typer(db, name="db")
