@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Column, ColumnElement, and_, false, or_
+from sqlalchemy import Column, ColumnElement, and_, false, literal, or_
 
 from ._exceptions import InvalidQueryError
+from ._values import MAX_IN_VALUES, check_value
 
 __all__ = ["OPERATORS", "Filter", "Page", "SortKey", "build_filters", "parse_sort"]
 
@@ -215,10 +216,30 @@ def build_filters(
                 field=cond.field,
             )
         try:
-            clauses.append(operator(column, cond.value))
+            value = _checked(column, cond.op, cond.value, cond.field)
+            clauses.append(operator(column, value))
         except InvalidQueryError as exc:
-            raise InvalidQueryError(f"{cond.field}: {exc}", field=cond.field) from None
+            message = str(exc)
+            if not message.startswith(f"{cond.field}: "):
+                message = f"{cond.field}: {message}"
+            raise InvalidQueryError(message, field=cond.field) from None
     return clauses
+
+
+def _checked(column: Column[Any], op: str, value: Any, field: str) -> Any:
+    """``value`` checked against ``column``'s type before any SQL (see ``_values``)."""
+    if op in {"in", "not_in"}:
+        values = _as_list(value)
+        if len(values) > MAX_IN_VALUES:
+            raise InvalidQueryError(f"at most {MAX_IN_VALUES} values", field=field)
+        return [check_value(column.type, v, field) for v in values]
+    if op in {"like", "ilike"}:
+        return check_value(column.type, _as_str(value), field) if value is not None else value
+    if op == "is_null":
+        return value
+    value = check_value(column.type, value, field)
+    # ``column < True`` is refused by SQLAlchemy (True/False/None only take = and !=): bind it
+    return literal(value, column.type) if isinstance(value, bool) else value
 
 
 def _allowed_column(
@@ -243,6 +264,10 @@ def parse_sort(
     specs = [order_by] if isinstance(order_by, str) else list(order_by or ())
     keys: list[SortKey] = []
     for raw in specs:
+        if not isinstance(raw, str):
+            raise InvalidQueryError(
+                f"sort keys are field names, got a {type(raw).__name__}", field="order_by"
+            )
         spec = raw.strip()
         descending = spec.startswith("-")
         name = spec.lstrip("+-")
@@ -308,20 +333,46 @@ def encode_cursor(keys: Sequence[SortKey], values: Sequence[Any]) -> str:
     return _dump_cursor(_cursor_payload([k.spec for k in keys], values))
 
 
+#: Longest cursor accepted (a cursor holds one value per sort key; long text keys included).
+MAX_CURSOR_LENGTH = 16384
+
+
 def decode_cursor(cursor: str, keys: Sequence[SortKey]) -> list[Any]:
+    """The sort-key values in ``cursor``, each checked against its column (a value the column
+    cannot hold, or ``None`` for a NOT NULL key, is an invalid cursor, decided before SQL)."""
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise InvalidQueryError("invalid pagination cursor", field="after")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
         specs, values = payload["s"], payload["v"]
         decoded = [_decode_value(v) for v in values]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (
+        binascii.Error,
+        ValueError,
+        KeyError,
+        TypeError,
+        UnicodeDecodeError,
+        RecursionError,  # deeply nested JSON
+        ArithmeticError,  # decimal.InvalidOperation and friends
+    ):
         raise InvalidQueryError("invalid pagination cursor", field="after") from None
     if specs != [k.spec for k in keys] or len(decoded) != len(keys):
         raise InvalidQueryError(
             "the cursor was made for another sort order; start again without 'after'",
             field="after",
         )
-    return decoded
+    checked: list[Any] = []
+    for key, value in zip(keys, decoded, strict=True):
+        if value is None and not key.column.nullable:
+            raise InvalidQueryError("invalid pagination cursor", field="after")
+        try:
+            value = check_value(key.column.type, value, "after")
+        except InvalidQueryError:
+            raise InvalidQueryError("invalid pagination cursor", field="after") from None
+        # ``column > True`` is refused by SQLAlchemy (True/False only take = and !=): bind it
+        checked.append(literal(value, key.column.type) if isinstance(value, bool) else value)
+    return checked
 
 
 def keyset_condition(keys: Sequence[SortKey], values: Sequence[Any]) -> ColumnElement[bool]:

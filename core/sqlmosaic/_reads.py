@@ -30,7 +30,7 @@ async def lookup(self: Repository[Any], pk: Any) -> Any:
     values = pk if type(pk) is tuple else (pk,)
     _check_length(self, values)
     if len(values) == len(plan.pk_params) and not isinstance(pk, Mapping):
-        values = plan.coerce_pk(values)
+        values = self._check_key(plan.coerce_pk(values))
         pk = values if len(values) > 1 else values[0]
         if all(v is None for v in values):
             return None  # a key no row can have (Session.get warns and returns None)
@@ -80,7 +80,7 @@ async def get_with(
     values = pk if type(pk) is tuple else (pk,)
     _check_length(self, values)
     if not isinstance(pk, Mapping):
-        values = self._plan().coerce_pk(tuple(values))
+        values = self._check_key(self._plan().coerce_pk(tuple(values)))
         pk = values if len(values) > 1 else values[0]
     if all(v is None for v in values):
         return None

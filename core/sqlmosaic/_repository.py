@@ -43,6 +43,7 @@ from ._query import (
     parse_filters,
     parse_sort,
 )
+from ._values import check_page, check_value
 
 __all__ = ["ModelT", "Repository"]
 
@@ -246,7 +247,7 @@ class Repository(Generic[ModelT]):
             raise InvalidQueryError(
                 f"{self.model.__name__} has a primary key of {len(keys)} column(s)", field="pk"
             )
-        values = self._plan().coerce_pk(values)
+        values = self._check_key(self._plan().coerce_pk(values))
         clauses = [col == value for col, value in zip(keys, values, strict=True)]
         return and_(*clauses)
 
@@ -273,9 +274,15 @@ class Repository(Generic[ModelT]):
 
     def _check_values(self, values: Mapping[str, Any]) -> None:
         columns = self.columns()
-        for name in values:
+        for name, value in values.items():
             if name not in columns:
                 raise InvalidQueryError(f"{self.model.__name__} has no field {name!r}", field=name)
+            check_value(columns[name].type, value, name)  # range, NUL, ... before SQL
+
+    def _check_key(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Key values the key columns can hold (an integer key out of its range: no SELECT)."""
+        keys = self.primary_key()
+        return tuple(check_value(c.type, v, "pk") for c, v in zip(keys, values, strict=False))
 
     # ----------------------------------------------------------------- reads
 
@@ -371,12 +378,7 @@ class Repository(Generic[ModelT]):
         COUNT when ``with_total`` is true.
         """
         limit = self.default_limit if limit is None else limit
-        if not 1 <= limit <= self.max_limit:
-            raise InvalidQueryError(
-                f"limit must be between 1 and {self.max_limit}, got {limit}", field="limit"
-            )
-        if offset < 0:
-            raise InvalidQueryError("offset must not be negative", field="offset")
+        check_page(limit, offset, self.max_limit)
         if after is not None and offset:
             raise InvalidQueryError("use either offset or after, not both", field="after")
         conditions = self._where(where, filters)

@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from ._exceptions import (
     ConflictError,
     DatabaseUnavailableError,
+    InvalidQueryError,
     MosaicError,
     RepositoryError,
 )
@@ -33,6 +34,12 @@ _PG_KINDS = {
     "23P01": "exclusion",
 }
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin shutdown
+#: invalid authorization (28000 role may not log in, 28P01 wrong password) and a database that
+#: does not exist (3D000): the host's configuration, not the request; 503 like a down server.
+_REFUSED_SQLSTATE_PREFIXES = ("28", "3D000")
+#: SQLSTATE class 22, data exception: a value the column / type cannot take (out of range, NUL
+#: in text, bad datetime): the caller's input, HTTP 400.
+_DATA_EXCEPTION = "22"
 _SQLITE_INTEGRITY = re.compile(
     r"^(?P<kind>UNIQUE|FOREIGN KEY|NOT NULL|CHECK) constraint failed(?::\s*(?P<what>.*))?$"
 )
@@ -176,6 +183,17 @@ def translate_error(exc: BaseException) -> MosaicError | None:
         return _integrity_error(exc)
     if isinstance(exc, sa_exc.DBAPIError):
         state = sqlstate_of(exc)
+        if state is not None and state.startswith(_REFUSED_SQLSTATE_PREFIXES):
+            return DatabaseUnavailableError(
+                f"the database refused the connection (SQLSTATE {state}: check the credentials "
+                "and the database name in DATABASE_URL)"
+            )
+        if (state is not None and state.startswith(_DATA_EXCEPTION)) or _client_data_error(exc):
+            return InvalidQueryError(
+                "a value does not fit its column"
+                + (f" (SQLSTATE {state})" if state else f" ({_driver_name(exc)})"),
+                field="values",
+            )
         if exc.connection_invalidated or (
             state is not None and state.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
         ):
@@ -211,6 +229,26 @@ def translate_error(exc: BaseException) -> MosaicError | None:
     if isinstance(exc, ConnectionError | OSError) and not isinstance(exc, FileNotFoundError):
         return DatabaseUnavailableError(f"cannot reach the database ({type(exc).__name__})")
     return None
+
+
+def _driver_name(exc: BaseException) -> str:
+    orig = _driver_error(exc) or exc
+    cause = orig.__cause__
+    return type(cause if cause is not None else orig).__name__
+
+
+def _client_data_error(exc: BaseException) -> bool:
+    """A value the driver itself refused to send: asyncpg's client-side ``DataError`` ("invalid
+    input for query argument $1", a ``ValueError``), sqlite3's "Error binding parameter"."""
+    orig = _driver_error(exc)
+    if orig is None:
+        return False
+    for candidate in (orig, orig.__cause__):
+        if isinstance(candidate, ValueError) and not isinstance(candidate, UnicodeError):
+            return True
+    return isinstance(exc, sa_exc.InterfaceError | sa_exc.ProgrammingError) and (
+        "binding parameter" in str(orig) or "type is not supported" in str(orig)
+    )
 
 
 def describe(exc: BaseException) -> dict[str, Any]:
