@@ -24,7 +24,10 @@ UNITS = 1000
 
 
 async def _memory_db() -> Database:
-    db = await Database(MosaicSettings.load(database_url="sqlite+aiosqlite://")).connect()
+    # units queue for the one connection: under a loaded CI machine (debug loop, blocking
+    # detection) 1,000 of them took longer than the default 30 s pool timeout
+    settings = MosaicSettings.load(database_url="sqlite+aiosqlite://", pool_timeout=600)
+    db = await Database(settings).connect()
     async with db.engine.begin() as conn:
         await conn.run_sync(Task.metadata.create_all)
     return db
