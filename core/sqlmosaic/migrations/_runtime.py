@@ -334,11 +334,21 @@ def _failure(
     return MigrationError(f"{what} failed: {cause}; {state}", revision=rev)
 
 
+def _names_a_value(error: BaseException, code: object) -> bool:
+    if isinstance(code, str) and code.startswith("22"):
+        return True
+    return any(isinstance(e, ValueError) for e in (error, error.__cause__))
+
+
 def _cause(exc: Exception, settings: MosaicSettings) -> str:
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     lines = str(orig if orig is not None else exc).strip().splitlines()
     text = mask_password(lines[0] if lines else "(no message)")
+    if _names_a_value(orig if orig is not None else exc, code):
+        # a data error's text quotes the value ("invalid input syntax for type integer: ...",
+        # asyncpg's "invalid input for query argument $1: ..."): never repeat it
+        text = f"a value was refused (SQLSTATE {code})" if code else "a bound value was refused"
     if code == _LOCK_NOT_AVAILABLE:
         return (
             f"lock_timeout ({settings.migration_lock_timeout:g}s, MOSAIC_MIGRATION_LOCK_TIMEOUT) "
