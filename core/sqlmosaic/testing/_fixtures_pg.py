@@ -28,7 +28,7 @@ from typing import Any, NoReturn, Protocol
 import pytest
 
 from ._options import get_options, running_as_root
-from ._template import count_build, migrate
+from ._template import count_build, migrate, seed_template
 
 try:
     from pytest_postgresql import factories
@@ -196,11 +196,16 @@ def _mosaic_pg_server(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="session")
-def _mosaic_pg_database(request: pytest.FixtureRequest, _mosaic_pg_server: Any) -> PgDatabase:
-    """Run the host's migrations ONCE into pytest-postgresql's template database."""
+def _mosaic_pg_database(
+    request: pytest.FixtureRequest, _mosaic_pg_server: Any, mosaic_seed: Any
+) -> PgDatabase:
+    """Run the host's migrations (then ``mosaic_seed``) ONCE into the template database."""
     server: _Server = _mosaic_pg_server
     db = PgDatabase(server, server.template_dbname)
-    migrate(get_options(request.config), db.url(db.template))
+    options = get_options(request.config)
+    migrate(options, db.url(db.template))
+    if mosaic_seed is not None:
+        seed_template(options, db.url(db.template), mosaic_seed)
     count_build(request.config, "postgresql")
     return db
 

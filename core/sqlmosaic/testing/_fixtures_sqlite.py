@@ -9,11 +9,20 @@ import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ._options import get_options
-from ._template import copy_sqlite, count_build, migrate, remove_sqlite, seal_sqlite, sqlite_url
+from ._template import (
+    copy_sqlite,
+    count_build,
+    migrate,
+    remove_sqlite,
+    seal_sqlite,
+    seed_template,
+    sqlite_url,
+)
 
 __all__ = ["sqlite_clone", "sqlite_empty"]
 
@@ -44,11 +53,14 @@ def sqlite_empty(directory: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def _mosaic_sqlite_template(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mosaic_seed: Any
 ) -> Path:
-    """Run the host's migrations ONCE into ``template.db``."""
+    """Run the host's migrations (then ``mosaic_seed``) ONCE into ``template.db``."""
     path = tmp_path_factory.mktemp("mosaic-sqlite") / "template.db"
-    migrate(get_options(request.config), sqlite_url(path))
+    options = get_options(request.config)
+    migrate(options, sqlite_url(path))
+    if mosaic_seed is not None:
+        seed_template(options, sqlite_url(path), mosaic_seed)
     seal_sqlite(path)
     count_build(request.config, "sqlite")
     return path

@@ -32,6 +32,7 @@ __all__ = [
     "migrate",
     "remove_sqlite",
     "run_in_thread",
+    "seed_template",
     "settings_for",
     "sqlite_url",
     "template_builds",
@@ -112,6 +113,25 @@ def migrate(options: MosaicTestOptions, url: str, revision: str = "heads") -> fl
 
     run_in_thread(run)
     return time.perf_counter() - started
+
+
+def seed_template(
+    options: MosaicTestOptions, url: str, seed: Callable[[Any], Awaitable[None]]
+) -> None:
+    """Run the project's ``mosaic_seed`` function on a host started over the template at
+    ``url`` (a private loop in a worker thread); the host is stopped, so the template is free
+    to be cloned afterwards."""
+    from .._host import Mosaic
+
+    async def run() -> None:
+        host = Mosaic(settings_for(options, url))
+        await host.start()
+        try:
+            await seed(host)
+        finally:
+            await host.stop()
+
+    run_in_thread(run)
 
 
 # ------------------------------------------------------------------------------ SQLite

@@ -7,7 +7,8 @@ Alembic and the drivers when a test first uses them. See docs/testing.md.
 Fixtures: ``mosaic_backend``, ``mosaic_url``, ``mosaic_pg_url``, ``mosaic_sqlite_url``,
 ``mosaic_settings``, ``mosaic_engine``, ``mosaic_connection``, ``mosaic_session_factory``,
 ``mosaic_session``, ``mosaic_host``, ``mosaic_fresh_url``, ``mosaic_empty_url``,
-``mosaic_sql_counter``, ``mosaic_migration_data``. Markers: ``mosaic_plugins``,
+``mosaic_sql_counter``, ``mosaic_migration_data``, ``mosaic_client`` (over the project's
+``mosaic_app``), ``mosaic_seed``. Markers: ``mosaic_plugins``,
 ``mosaic_backends``, ``mosaic_slow_callback_duration``, ``mosaic_allow_blocking``.
 """
 
@@ -32,7 +33,7 @@ __all__ = [
     "pytest_runtest_setup",
 ]
 
-_FIXTURE_MODULES = ("_fixtures", "_fixtures_pg", "_fixtures_sqlite")
+_FIXTURE_MODULES = ("_fixtures", "_fixtures_pg", "_fixtures_sqlite", "_fixtures_app")
 _CHECKS_COLLECTED = pytest.StashKey[bool]()
 _ASYNC_FIXTURE_ROOT = "mosaic_engine"  # every async mosaic fixture depends on it
 
