@@ -126,12 +126,29 @@ class RepositoryError(MosaicError):
 
 
 class NotFoundError(RepositoryError):
-    """No row matches the given key."""
+    """No row matches the given key.
 
-    def __init__(self, message: str, *, model: str, key: Any = None) -> None:
+    ``NotFoundError(Book, book_id)`` (the message is built: ``"Book 42 not found"``, the key
+    shown with ``str``, never a repr such as ``UUID('...')``), or ``NotFoundError("no such
+    book", model="Book", key=book_id)`` with a message of your own.
+    """
+
+    def __init__(self, message: str | type, key: Any = None, *, model: str | None = None) -> None:
+        if isinstance(message, type):
+            model = model or message.__name__
+            message = f"{model} {_key_text(key)} not found"
         super().__init__(message)
-        self.model = model
+        self.model = model or ""
         self.key = key
+
+
+def _key_text(key: Any) -> str:
+    """A key for a message: ``42``, ``c6f9...`` (a UUID's str), ``(1, 2)`` for a composite key."""
+    if isinstance(key, tuple):
+        return "(" + ", ".join(str(part) for part in key) + ")"
+    if isinstance(key, dict):
+        return "(" + ", ".join(f"{name}={value}" for name, value in key.items()) + ")"
+    return str(key)
 
 
 class ConflictError(RepositoryError):

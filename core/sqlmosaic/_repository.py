@@ -325,9 +325,7 @@ class Repository(Generic[ModelT]):
         else:
             obj = await self._lookup(pk)
         if obj is None:
-            raise NotFoundError(
-                f"{self.model.__name__} {pk!r} not found", model=self.model.__name__, key=pk
-            )
+            raise NotFoundError(self.model, pk)
         return obj
 
     @_translated
@@ -485,11 +483,7 @@ class Repository(Generic[ModelT]):
             # value really changed: load, set, flush as the ORM would
             found = await self._lookup(target)
             if found is None:
-                raise NotFoundError(
-                    f"{self.model.__name__} {target!r} not found",
-                    model=self.model.__name__,
-                    key=target,
-                )
+                raise NotFoundError(self.model, target)
             for name, value in values.items():
                 setattr(found, name, value)
             await self.session.flush()
@@ -503,9 +497,7 @@ class Repository(Generic[ModelT]):
         )
         obj = (await self._exec(stmt)).scalars().one_or_none()
         if obj is None:
-            raise NotFoundError(
-                f"{self.model.__name__} {target!r} not found", model=self.model.__name__, key=target
-            )
+            raise NotFoundError(self.model, target)
         return typing.cast("ModelT", obj)
 
     @_translated
@@ -561,9 +553,7 @@ class Repository(Generic[ModelT]):
         stmt = sa_delete(self.model).where(self._pk_clause(target))
         result = await self.session.exec(stmt)
         if result.rowcount == 0:
-            raise NotFoundError(
-                f"{self.model.__name__} {target!r} not found", model=self.model.__name__, key=target
-            )
+            raise NotFoundError(self.model, target)
 
     @_translated
     async def delete_where(

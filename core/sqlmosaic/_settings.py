@@ -1,12 +1,15 @@
 """Settings from the environment (pydantic-settings), validated once at start.
 
 ``DATABASE_URL`` names the database; ``MOSAIC_DATABASE_URL`` overrides it. Every other setting
-is ``MOSAIC_<NAME>``. Invalid values raise :class:`~sqlmosaic.ConfigurationError` naming the
-setting, with any password masked.
+is ``MOSAIC_<NAME>``. The variables may also be in a ``.env`` file in the working directory
+(the environment wins over the file). Invalid values raise :class:`~sqlmosaic.ConfigurationError`
+naming the variable that was set, with any password masked.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -19,6 +22,8 @@ from ._url import mask_password, mask_url, parse_url
 __all__ = ["DEFAULT_DATABASE_URL", "MosaicSettings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./mosaic.db"
+ENV_FILE = ".env"
+_URL_NAMES = ("MOSAIC_DATABASE_URL", "DATABASE_URL")  # first one set wins
 
 _ASYNC_DRIVERS = {
     "postgresql": "asyncpg",
@@ -44,6 +49,8 @@ class MosaicSettings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="MOSAIC_",
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
         validate_default=True,
@@ -117,7 +124,9 @@ class MosaicSettings(BaseSettings):
         try:
             return cls(**overrides)
         except ValidationError as exc:
-            raise _configuration_error(exc) from None
+            raise _configuration_error(
+                exc, url_from_overrides="database_url" in overrides
+            ) from None
 
     # -- derived, read-only views -------------------------------------------------------
 
@@ -137,12 +146,32 @@ class MosaicSettings(BaseSettings):
         return self.url.get_backend_name()
 
 
-def _configuration_error(exc: ValidationError) -> ConfigurationError:
+def _url_variable() -> str:
+    """The variable the database URL came from: the environment first, then ``.env``."""
+    for name in _URL_NAMES:
+        if os.environ.get(name):
+            return name
+    if Path(ENV_FILE).is_file():
+        from dotenv import dotenv_values
+
+        values = dotenv_values(ENV_FILE)
+        for name in _URL_NAMES:
+            if values.get(name):
+                return f"{name} (in {ENV_FILE})"
+    return "DATABASE_URL"
+
+
+def _configuration_error(
+    exc: ValidationError, *, url_from_overrides: bool = False
+) -> ConfigurationError:
     problems = []
     first: str | None = None
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(part) for part in err["loc"]) or "settings"
-        name = "DATABASE_URL" if loc == "database_url" else f"MOSAIC_{loc.upper()}"
-        first = first or name
+        if loc.upper() in ("DATABASE_URL", *_URL_NAMES):
+            name = "DATABASE_URL" if url_from_overrides else _url_variable()
+        else:
+            name = f"MOSAIC_{loc.upper()}"
+        first = first or name.split(" ")[0]
         problems.append(f"{name}: {mask_password(str(err['msg']))}")
     return ConfigurationError("invalid settings: " + "; ".join(problems), setting=first)

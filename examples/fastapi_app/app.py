@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from sqlmosaic import Mosaic, __version__
-from sqlmosaic.integrations.fastapi import MosaicDep, install_exception_handlers, mosaic_lifespan
+from sqlmosaic.integrations.fastapi import (
+    MosaicDep,
+    check_database,
+    install_exception_handlers,
+    mosaic_lifespan,
+)
 
 from . import accounts, tasks
 
@@ -32,9 +36,7 @@ def create_app(mosaic: Mosaic | None = None) -> FastAPI:
 
     @app.get("/health", tags=["meta"])
     async def health(mosaic: MosaicDep) -> dict[str, Any]:
-        async with mosaic.session_factory() as session:
-            connection = await session.connection()
-            await connection.execute(text("SELECT 1"))
+        await check_database(mosaic)  # database down: 503 with the typed body, not a 500
         return {
             "status": "ok",
             "database": mosaic.settings.masked_url,

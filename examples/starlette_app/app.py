@@ -20,6 +20,7 @@ from mosaic_accounts import AccountsService, UserRepository
 from mosaic_tasks import Project, ProjectRepository, TaskRepository, TaskService
 from sqlmosaic import Mosaic, Page
 from sqlmosaic.integrations.starlette import (
+    check_database,
     exception_handlers,
     get_mosaic,
     list_params,
@@ -175,6 +176,11 @@ async def list_tasks(request: Request) -> Response:
     return _page(page, TaskOut)
 
 
+async def health(request: Request) -> Response:
+    await check_database(get_mosaic(request))  # database down: 503 with the typed body
+    return JSONResponse({"status": "ok"})
+
+
 async def validation_error(request: Request, exc: Exception) -> Response:
     """422 for a request body that does not match its schema."""
     assert isinstance(exc, ValidationError)
@@ -194,6 +200,7 @@ def create_app(mosaic: Mosaic | None = None) -> Starlette:
             Route("/tasks", create_task, methods=["POST"]),
             Route("/tasks", list_tasks, methods=["GET"]),
             Route("/tasks/{task_id:int}", read_task, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
         ],
         lifespan=mosaic_lifespan(host),
         exception_handlers={**exception_handlers(), ValidationError: validation_error},

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sqlmosaic import DEFAULT_DATABASE_URL, ConfigurationError, MosaicSettings
@@ -67,3 +69,41 @@ def test_repr_and_masked_url_hide_the_password() -> None:
     assert "p%40ss" not in repr(settings)
     assert "p@ss" not in repr(settings)
     assert settings.masked_url == "postgresql+asyncpg://app:***@db:5432/app"
+
+
+@pytest.mark.parametrize("variable", ["DATABASE_URL", "MOSAIC_DATABASE_URL"])
+def test_a_bad_url_names_the_variable_the_user_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
+    monkeypatch.setenv(variable, "postgresql+psycopg2://app:hunter2@db/x")
+    with pytest.raises(ConfigurationError) as info:
+        MosaicSettings.load()
+    assert info.value.setting == variable
+    assert str(info.value).startswith(f"invalid settings: {variable}: ")
+    assert "MOSAIC_MOSAIC" not in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
+def test_settings_read_a_dotenv_file_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOSAIC_POOL_SIZE", raising=False)
+    (tmp_path / ".env").write_text(
+        "DATABASE_URL=postgresql://u:p@h/from_file\nMOSAIC_POOL_SIZE=3\nUNRELATED=1\n"
+    )
+    settings = MosaicSettings.load()
+    assert settings.url.database == "from_file"
+    assert settings.pool_size == 3
+    monkeypatch.setenv("MOSAIC_POOL_SIZE", "4")
+    assert MosaicSettings.load().pool_size == 4
+    (tmp_path / ".env").write_text("DATABASE_URL=mysql://u:hunter2@h/x\n")
+    with pytest.raises(ConfigurationError) as info:
+        MosaicSettings.load()
+    assert "DATABASE_URL (in .env): " in str(info.value)
+    assert "hunter2" not in str(info.value)

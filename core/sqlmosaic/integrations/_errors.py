@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ from .._exceptions import (
 from .._translate import describe
 from .._url import mask_password
 
-__all__ = ["DEFAULT_RETRY_AFTER", "ErrorResponse", "error_response"]
+__all__ = ["DEFAULT_RETRY_AFTER", "ErrorBody", "ErrorResponse", "error_response"]
 
 #: Seconds a client is told to wait after a 503.
 DEFAULT_RETRY_AFTER = 5
@@ -50,6 +51,11 @@ class ErrorResponse:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+
+
+#: ``body(exc, response) -> dict``: a host's own shape for the JSON body of an error response
+#: (``install_exception_handlers(app, body=...)``); status and headers are kept.
+ErrorBody = Callable[[MosaicError, ErrorResponse], dict[str, Any]]
 
 
 def error_response(

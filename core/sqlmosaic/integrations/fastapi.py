@@ -41,9 +41,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .._host import Mosaic
 from .._repository import Repository
-from ._errors import DEFAULT_RETRY_AFTER, ErrorResponse, error_response
+from ._errors import DEFAULT_RETRY_AFTER, ErrorBody, ErrorResponse, error_response
 from ._listing import RESERVED, ListParams, parse_list_params
 from .starlette import (
+    check_database,
     exception_handlers,
     get_mosaic,
     install_exception_handlers,
@@ -54,10 +55,12 @@ from .starlette import (
 __all__ = [
     "DEFAULT_RETRY_AFTER",
     "RESERVED",
+    "ErrorBody",
     "ErrorResponse",
     "ListParams",
     "MosaicDep",
     "SessionDep",
+    "check_database",
     "error_response",
     "exception_handlers",
     "get_mosaic",

@@ -38,15 +38,17 @@ from starlette.types import ExceptionHandler
 from .._exceptions import ConfigurationError, MosaicError
 from .._host import Mosaic
 from .._repository import Repository
-from ._errors import DEFAULT_RETRY_AFTER, ErrorResponse, error_response
+from ._errors import DEFAULT_RETRY_AFTER, ErrorBody, ErrorResponse, error_response
 from ._listing import RESERVED, ListParams, parse_list_params
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
     "RESERVED",
     "STATE_KEY",
+    "ErrorBody",
     "ErrorResponse",
     "ListParams",
+    "check_database",
     "describe_host",
     "error_response",
     "exception_handlers",
@@ -103,6 +105,30 @@ def mosaic_lifespan(
     return lifespan
 
 
+async def check_database(mosaic: Mosaic) -> None:
+    """``SELECT 1`` in a unit of work: returns when the database answers.
+
+    For a health route: when the database is down it raises
+    :class:`~sqlmosaic.DatabaseUnavailableError`, which the installed handlers turn into a 503
+    with the typed body and ``Retry-After`` (never a 500 with a traceback).
+    """
+    from sqlalchemy import text
+
+    from .._translate import translate_error
+
+    try:
+        async with mosaic.database.transaction() as session:
+            connection = await session.connection()
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        # Connecting is the whole point here: a refused or timed-out connect (a bare OSError /
+        # TimeoutError from the driver) means "unavailable" too.
+        translated = translate_error(exc)
+        if translated is not None and translated is not exc:
+            raise translated from exc
+        raise
+
+
 def get_mosaic(connection: HTTPConnection) -> Mosaic:
     """The host stored by :func:`mosaic_lifespan` (``ConfigurationError`` when there is none)."""
     mosaic = getattr(connection.app.state, STATE_KEY, None)
@@ -125,27 +151,36 @@ def _json_response(error: ErrorResponse) -> JSONResponse:
 
 
 def mosaic_error_handler(
-    *, retry_after: int = DEFAULT_RETRY_AFTER
+    *, retry_after: int = DEFAULT_RETRY_AFTER, body: ErrorBody | None = None
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
     """An exception handler for :class:`MosaicError` (and subclasses) using the shared mapping.
 
-    A coroutine function, so that Starlette runs it on the event loop, not in a thread.
+    ``body(exc, response)`` replaces the JSON body (status and headers stay), e.g.
+    ``lambda exc, r: {"detail": r.body["detail"]}``. A coroutine function, so that Starlette
+    runs it on the event loop, not in a thread.
     """
 
     async def handle(request: Request, exc: Exception) -> Response:
         if not isinstance(exc, MosaicError):  # pragma: no cover - registered for MosaicError
             raise exc
         where = f" on {request.method} {request.url.path}"
-        return _json_response(error_response(exc, retry_after=retry_after, where=where))
+        response = error_response(exc, retry_after=retry_after, where=where)
+        if body is not None:
+            response = ErrorResponse(response.status, body(exc, response), response.headers)
+        return _json_response(response)
 
     return handle
 
 
-def exception_handlers(*, retry_after: int = DEFAULT_RETRY_AFTER) -> dict[Any, ExceptionHandler]:
+def exception_handlers(
+    *, retry_after: int = DEFAULT_RETRY_AFTER, body: ErrorBody | None = None
+) -> dict[Any, ExceptionHandler]:
     """``{MosaicError: handler}`` for ``Starlette(exception_handlers=...)``."""
-    return {MosaicError: mosaic_error_handler(retry_after=retry_after)}
+    return {MosaicError: mosaic_error_handler(retry_after=retry_after, body=body)}
 
 
-def install_exception_handlers(app: Starlette, *, retry_after: int = DEFAULT_RETRY_AFTER) -> None:
+def install_exception_handlers(
+    app: Starlette, *, retry_after: int = DEFAULT_RETRY_AFTER, body: ErrorBody | None = None
+) -> None:
     """Register the error mapping on an existing application (Starlette or FastAPI)."""
-    app.add_exception_handler(MosaicError, mosaic_error_handler(retry_after=retry_after))
+    app.add_exception_handler(MosaicError, mosaic_error_handler(retry_after=retry_after, body=body))
