@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
 from .._exceptions import MosaicError
 from .._settings import MosaicSettings
 from .._url import mask_password
 
-__all__ = ["err_console", "load_settings", "reporting_errors"]
+__all__ = ["UnwrappedConsole", "err_console", "load_settings", "reporting_errors"]
 
-err_console = Console(stderr=True)
+#: Columns when the output is not a terminal: wide enough that nothing is ever wrapped.
+UNWRAPPED_WIDTH = 10_000
+
+
+class UnwrappedConsole(Console):
+    """A rich Console that wraps at the terminal's width, and not at all when the output is not
+    a terminal (a log, a pipe to grep) and ``COLUMNS`` is unset: rich would wrap at 80."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not os.environ.get("COLUMNS"):
+            return ConsoleDimensions(UNWRAPPED_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: Any) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+err_console = UnwrappedConsole(stderr=True)
 
 
 def load_settings(database_url: str | None = None) -> MosaicSettings:

@@ -17,7 +17,6 @@ import typer
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from rich.console import Console
 from rich.markup import escape
 
 from .._exceptions import MigrationError
@@ -40,11 +39,11 @@ from ..migrations._branches import (
 )
 from ..migrations._config import ON_APPLY_KEY, PROCESS_REVISION_KEY
 from ..migrations._setup import resolve_plugins
-from ._common import load_settings, reporting_errors
+from ._common import UnwrappedConsole, load_settings, reporting_errors
 
 __all__ = ["register"]
 
-console = Console(highlight=False, soft_wrap=True)
+console = UnwrappedConsole(highlight=False, soft_wrap=True)
 
 DatabaseUrl = Annotated[
     str | None,

@@ -17,7 +17,7 @@ from rich.table import Table
 from .._host import Mosaic
 from .._plugins import PluginSet
 from .._settings import MosaicSettings
-from ._common import load_settings, reporting_errors
+from ._common import UnwrappedConsole, load_settings, reporting_errors
 
 __all__ = ["describe_plugins", "register"]
 
@@ -116,7 +116,7 @@ def plugins_command(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
-        _render(data, Console())
+        _render(data, UnwrappedConsole())
 
 
 def register(app: typer.Typer) -> None:

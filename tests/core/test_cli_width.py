@@ -1,0 +1,39 @@
+"""The CLI does not wrap at 80 columns when its output is not a terminal (logs, grep)."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from sqlmosaic.cli import build_app
+
+LONG_URL_ERROR = "postgresql+psycopg2://app:hunter2@db.example.internal:5432/a_database_name"
+
+
+@pytest.fixture(autouse=True)
+def no_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+def test_an_error_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", LONG_URL_ERROR)
+    monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(build_app(), ["plugins"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert len(lines[0]) > 80
+    assert lines[0].startswith("error: invalid settings: DATABASE_URL: ")
+    assert "hunter2" not in result.stderr
+
+
+def test_a_table_row_is_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MOSAIC_PLUGINS", raising=False)
+    monkeypatch.setenv("MOSAIC_BLOCKED_PLUGINS", ",".join(f"blocked_{i:02}" for i in range(12)))
+    result = CliRunner().invoke(build_app(), ["plugins"])
+    assert result.exit_code == 0, result.output
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("blocklist")]
+    assert line.endswith("blocked_11"), line  # the whole list on one line, past column 80
+    assert len(line) > 80
