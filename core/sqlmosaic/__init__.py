@@ -36,6 +36,7 @@ from ._settings import DEFAULT_DATABASE_URL, MosaicSettings
 from ._translate import is_retryable, translate_error
 from ._uow import IsolationLevel, Retry, run_in_transaction, transaction, transactional
 from ._url import mask_password, mask_url
+from ._wait import wait_for_database
 from .hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
@@ -92,4 +93,5 @@ __all__ = [
     "transaction",
     "transactional",
     "translate_error",
+    "wait_for_database",
 ]

@@ -40,6 +40,7 @@ from ..migrations._branches import (
 from ..migrations._config import ON_APPLY_KEY, PROCESS_REVISION_KEY
 from ..migrations._setup import resolve_plugins
 from ._common import UnwrappedConsole, load_settings, reporting_errors
+from ._wait import wait_cmd
 
 __all__ = ["register"]
 
@@ -435,4 +436,5 @@ def register(app: typer.Typer) -> None:
     db.command("sql", context_settings=relative)(sql_cmd)
     db.command("adopt")(adopt_cmd)
     db.command("diagram")(diagram_cmd)
+    db.command("wait")(wait_cmd)  # issue 13: cli/_wait.py
     app.add_typer(db, name="db")

@@ -50,6 +50,10 @@ DEFAULT_ALLOW: tuple[str, ...] = (
     "sqlalchemy/dialects/sqlite/pysqlite.py:create_connect_args",
     # FastAPI reads the endpoint's source file name when an endpoint raises (error context)
     "fastapi/routing.py:_extract_endpoint_context",
+    # MosaicSettings.load() reads an optional .env file (a stat, a small read): settings are
+    # read once at startup, and tests build them inside async tests all the time
+    "pydantic_settings/sources/providers/dotenv.py:_read_env_files",
+    "sqlmosaic/_settings.py:_url_variable",
     # Migrations on a connection the caller hands in (inside the caller's transaction): Alembic
     # is synchronous and the connection belongs to the caller's loop, so its script loading
     # runs there. Without a connection, sqlmosaic runs Alembic on a worker thread's loop.
