@@ -96,10 +96,15 @@ async def transaction(
     session.info[_DEPTH_KEY] = depth + 1
     try:
         if depth == 0:
-            if session.in_transaction() and (isolation_level is not None or read_only):
+            if session.in_transaction() and isolation_level is not None:
                 raise ConfigurationError(
-                    "isolation_level/read_only must be set before the session begins a transaction",
+                    "isolation_level must be set before the session begins a transaction",
                     setting="isolation_level",
+                )
+            if session.in_transaction() and read_only and not session.sync_session._is_clean():
+                raise ConfigurationError(
+                    "read_only: the session has pending changes; flush or commit them first",
+                    setting="read_only",
                 )
             begun = _Begun()
             in_block = committing = False
@@ -165,6 +170,10 @@ async def _begin(
 ) -> None:
     """Begin the outermost transaction; record in ``begun`` what the end must undo."""
     if session.in_transaction():
+        # Already begun, e.g. a request's dependency read through this session first (the
+        # ordinary endpoint pattern): too late for SET TRANSACTION, but read_only still holds.
+        if read_only:
+            await _read_only_from_now_on(session, begun)
         return
     bind = session.bind
     dialect = bind.dialect.name if bind is not None else ""
@@ -196,6 +205,21 @@ async def _begin(
     elif dialect == "postgresql" and joined:
         # The outer transaction cannot become read-only for good: make a savepoint read-only
         # (allowed at any time) and roll it back at the end, which also undoes the setting.
+        begun.read_only_savepoint = await session.begin_nested()
+        await connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+async def _read_only_from_now_on(session: AsyncSession, begun: _Begun) -> None:
+    """Make an already begun transaction refuse writes until :func:`_end_read_only`."""
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        raw = await connection.get_raw_connection()
+        await connection.exec_driver_sql("PRAGMA query_only=ON")
+        begun.query_only = raw.driver_connection
+    elif dialect == "postgresql":
+        # A savepoint can be made read-only at any time; rolling it back at the end also
+        # undoes the setting (the reads before it stay in the caller's transaction).
         begun.read_only_savepoint = await session.begin_nested()
         await connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 

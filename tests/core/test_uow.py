@@ -173,12 +173,42 @@ async def test_nested_units_cannot_change_isolation_or_read_only(
                 pass
 
 
-async def test_options_after_the_session_began_are_refused(mosaic_session: AsyncSession) -> None:
+async def test_isolation_after_the_session_began_is_refused(mosaic_session: AsyncSession) -> None:
     await UserRepository(mosaic_session).count()  # the session has begun its transaction
     with pytest.raises(ConfigurationError):
-        async with transaction(mosaic_session, read_only=True):
+        async with transaction(mosaic_session, isolation_level="SERIALIZABLE"):
             pass
     assert mosaic_session.in_transaction()  # the caller's transaction was left alone
+
+
+async def test_read_only_after_a_read_in_the_same_session_works_and_refuses_writes(
+    mosaic_fresh_url: str,
+) -> None:
+    """The ordinary endpoint pattern: a dependency read through the request's session (the
+    transaction has begun), then the endpoint runs a read-only unit of work on it."""
+    engine = single_connection_engine(mosaic_fresh_url)
+    factory = create_session_factory(engine)
+    try:
+        async with factory() as session:
+            users = UserRepository(session)
+            assert await users.count() == 0  # the dependency's read: the session has begun
+            async with transaction(session, read_only=True):
+                assert await users.count() == 0
+            with pytest.raises(RepositoryError):
+                async with transaction(session, read_only=True):
+                    await users.add(User(email="ro@example.com", name="RO"))
+        async with factory() as session:
+            await UserRepository(session).count()
+            session.add(User(email="pending@example.com", name="P"))
+            with pytest.raises(ConfigurationError, match="pending changes"):
+                async with transaction(session, read_only=True):
+                    pass
+            await session.rollback()
+        async with factory() as session, transaction(session):  # the connection writes again
+            await UserRepository(session).add(User(email="rw@example.com", name="RW"))
+        assert await emails(factory) == ["rw@example.com"]
+    finally:
+        await engine.dispose()
 
 
 # --------------------------------------------------------------------------- cancellation
