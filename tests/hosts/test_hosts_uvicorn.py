@@ -116,9 +116,16 @@ def _free_port() -> int:
 
 
 async def test_the_main_job_server_stops_cleanly_on_sigint(mosaic_fresh_url: str) -> None:
-    """What ``scripts/run`` execs, on a fresh database; Ctrl-C (SIGINT) ends it with status 0."""
+    """What ``scripts/run`` execs, on a fresh database; Ctrl-C (SIGINT) ends it with status 0.
+    With MOSAIC_ASYNCIO_DEBUG=1 its loop really runs in debug mode (uvicorn.run ignores
+    PYTHONASYNCIODEBUG)."""
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": mosaic_fresh_url, "PORT": str(port)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": mosaic_fresh_url,
+        "PORT": str(port),
+        "MOSAIC_ASYNCIO_DEBUG": "1",
+    }
     env.pop("HOST", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -151,6 +158,7 @@ async def test_the_main_job_server_stops_cleanly_on_sigint(mosaic_fresh_url: str
     log = output.decode()
     assert process.returncode == 0, log
     assert "sqlmosaic host started: plugins: accounts 0.1.0, tasks 0.1.0" in log
+    assert "asyncio debug mode is on" in log
     assert "Uvicorn running on http://127.0.0.1:" in log
     assert "engine disposed for" in log
     assert "Application shutdown complete" in log
