@@ -1,4 +1,4 @@
-"""The CLI does not wrap at 80 columns when its output is not a terminal (logs, grep)."""
+"""CLI output: no wrapping at 80 columns when not a terminal; --json failures are JSON."""
 
 from __future__ import annotations
 
@@ -37,3 +37,16 @@ def test_a_table_row_is_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
     (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("blocklist")]
     assert line.endswith("blocked_11"), line  # the whole list on one line, past column 80
     assert len(line) > 80
+
+
+def test_plugins_json_reports_a_failure_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("DATABASE_URL", LONG_URL_ERROR)
+    monkeypatch.delenv("MOSAIC_DATABASE_URL", raising=False)
+    result = CliRunner().invoke(build_app(), ["plugins", "--json"])
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)
+    assert error["error"] == "ConfigurationError"
+    assert error["detail"].startswith("invalid settings: DATABASE_URL: ")
+    assert "hunter2" not in result.stdout

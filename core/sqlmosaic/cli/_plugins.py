@@ -14,9 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .._exceptions import MosaicError
 from .._host import Mosaic
 from .._plugins import PluginSet
 from .._settings import MosaicSettings
+from .._url import mask_password
 from ._common import UnwrappedConsole, load_settings, reporting_errors
 
 __all__ = ["describe_plugins", "register"]
@@ -109,9 +111,17 @@ def plugins_command(
 ) -> None:
     """List plugins: enabled ones in load order (version, dependencies, tables,
     repositories), then disabled and blocked ones."""
-    with reporting_errors():
+    try:
         settings = load_settings()
         plugins = Mosaic(settings).load()
+    except MosaicError as exc:
+        if not as_json:
+            with reporting_errors():
+                raise
+        # A script reading --json gets JSON on failure too (and exit code 1).
+        error = {"error": type(exc).__name__, "detail": mask_password(str(exc))}
+        typer.echo(json.dumps(error, indent=2))
+        raise typer.Exit(code=1) from None
     data = describe_plugins(plugins, settings)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
