@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -50,3 +52,20 @@ def test_plugins_json_reports_a_failure_as_json(monkeypatch: pytest.MonkeyPatch)
     assert error["error"] == "ConfigurationError"
     assert error["detail"].startswith("invalid settings: DATABASE_URL: ")
     assert "hunter2" not in result.stdout
+
+
+def test_relative_revisions_past_the_end_are_explained(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    ini = str(Path(__file__).resolve().parents[2] / "alembic.ini")
+    app = build_app()
+    upgraded = CliRunner().invoke(app, ["db", "upgrade", "--database-url", url, "-c", ini])
+    assert upgraded.exit_code == 0, upgraded.output
+    down = CliRunner().invoke(app, ["db", "downgrade", "-5", "--database-url", url, "-c", ini])
+    assert down.exit_code == 1
+    assert "error: cannot go 5 revision(s) down: fewer than 5 revision(s) are applied" in (
+        down.stderr
+    )
+    assert "didn't produce" not in down.stderr
+    up = CliRunner().invoke(app, ["db", "upgrade", "+2", "--database-url", url, "-c", ini])
+    assert up.exit_code == 1
+    assert "cannot go 2 revision(s) up: there are fewer than 2 newer revision(s)" in up.stderr

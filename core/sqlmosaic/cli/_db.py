@@ -7,6 +7,7 @@ Every command takes ``--database-url`` (else ``DATABASE_URL`` / ``MOSAIC_DATABAS
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,7 +80,27 @@ def _alembic_errors() -> Iterator[None]:
     try:
         yield
     except CommandError as exc:
-        raise MigrationError(str(exc)) from None
+        raise MigrationError(_plain(str(exc))) from None
+
+
+_RELATIVE = re.compile(r"^Relative revision ([+-]?)(\d+) didn't produce (\d+) migrations?$")
+
+
+def _plain(message: str) -> str:
+    """Alembic's sentences that make users guess, said plainly (issue 13)."""
+    relative = _RELATIVE.match(message.strip())
+    if relative is None:
+        return message
+    sign, steps = relative[1], relative[2]
+    if sign == "-":
+        return (
+            f"cannot go {steps} revision(s) down: fewer than {steps} revision(s) are applied "
+            "(mosaic db downgrade base reverts them all)"
+        )
+    return (
+        f"cannot go {steps} revision(s) up: there are fewer than {steps} newer revision(s) "
+        "(mosaic db upgrade heads applies them all)"
+    )
 
 
 def _at(revisions: tuple[str, ...] | list[str]) -> str:
