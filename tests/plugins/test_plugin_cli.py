@@ -135,9 +135,15 @@ def test_a_plugin_that_would_stop_the_host_fails_the_command_naming_it(
     result = invoke(tmp_path, *(["--json"] if as_json else []), MOSAIC_PLUGINS="needsghost")
 
     assert result.exit_code == 1
-    assert result.stdout == ""
     message = " ".join(result.stderr.split())
     assert "error: plugin 'needsghost' requires plugin 'ghost', which is not installed" in message
+    if as_json:  # and the JSON document a script reads says the same
+        assert json.loads(result.stdout) == {
+            "error": "PluginDependencyError",
+            "detail": "plugin 'needsghost' requires plugin 'ghost', which is not installed",
+        }
+    else:
+        assert result.stdout == ""
 
 
 def test_help_mentions_json(tmp_path: Path) -> None:

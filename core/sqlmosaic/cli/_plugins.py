@@ -115,13 +115,11 @@ def plugins_command(
         settings = load_settings()
         plugins = Mosaic(settings).load()
     except MosaicError as exc:
-        if not as_json:
-            with reporting_errors():
-                raise
-        # A script reading --json gets JSON on failure too (and exit code 1).
-        error = {"error": type(exc).__name__, "detail": mask_password(str(exc))}
-        typer.echo(json.dumps(error, indent=2))
-        raise typer.Exit(code=1) from None
+        if as_json:  # a script reading --json gets a JSON document on failure too
+            error = {"error": type(exc).__name__, "detail": mask_password(str(exc))}
+            typer.echo(json.dumps(error, indent=2))
+        with reporting_errors():  # the one-line message on stderr, exit code 1
+            raise
     data = describe_plugins(plugins, settings)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
