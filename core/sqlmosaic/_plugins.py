@@ -27,7 +27,6 @@ from . import hookspecs
 from ._exceptions import (
     DuplicateRepositoryError,
     DuplicateTableError,
-    ForeignKeyScopeError,
     PluginCycleError,
     PluginDependencyError,
     PluginError,
@@ -260,21 +259,9 @@ def load_plugins(
     repos = {name: _repositories(_call(pm, "mosaic_repositories", name), name) for name in order}
     histories = {name: _migrations(_call(pm, "mosaic_migrations", name), name) for name in order}
     closure = _closure(requires)
-    try:
-        metadata = build_merged_metadata(
-            [(name, [m.__table__ for m in models[name]]) for name in order], closure
-        )
-    except ForeignKeyScopeError as exc:
-        if not skipped or "no enabled plugin defines table" not in str(exc):
-            raise
-        # The table may belong to an installed plugin that is switched off: say so (its
-        # modules are not imported, so which one defines the table is not known here).
-        off = ", ".join(f"{s.name} ({s.reason})" for s in skipped)
-        raise ForeignKeyScopeError(
-            f"{exc}; installed but not enabled: {off}. If one of them defines it, enable it "
-            "(MOSAIC_PLUGINS / MOSAIC_BLOCKED_PLUGINS) and return it from mosaic_requires()",
-            plugins=exc.plugins,
-        ) from None
+    metadata = build_merged_metadata(
+        [(name, [m.__table__ for m in models[name]]) for name in order], closure
+    )
     registry = _repository_registry(order, repos, metadata)
     infos = tuple(
         PluginInfo(
