@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 import sqlmosaic
 from mosaic_accounts import User, UserRepository
 from sqlmosaic import ConflictError, InvalidQueryError, NotFoundError, Repository, transaction
+from sqlmosaic.testing import SQLCounterFactory
 
 
 class _Base(SQLModel, registry=registry(metadata=MetaData())):
@@ -235,3 +236,18 @@ async def test_refresh_after_a_failed_unit_of_work(
             await users.delete(user.id)
         with pytest.raises(NotFoundError):
             await users.refresh(user)
+
+
+async def test_list_and_get_for_update_lock_on_postgresql(
+    mosaic_session: AsyncSession, mosaic_backend: str, mosaic_sql_counter: SQLCounterFactory
+) -> None:
+    users = UserRepository(mosaic_session)
+    user = await users.add(User(email="lock@example.com", name="L"))
+    with mosaic_sql_counter() as sql:
+        page = await users.list(where={"email": "lock@example.com"}, for_update=True)
+        again = await users.get(user.id, for_update=True)
+    assert [u.id for u in page.items] == [user.id]
+    assert again is user
+    locking = ["FOR UPDATE" in s.upper() for s in sql.statements]
+    # SQLite has no row locks (its unit of work holds the write lock from BEGIN IMMEDIATE)
+    assert locking == ([True, True] if mosaic_backend == "postgresql" else [False, False])
