@@ -21,7 +21,14 @@ from ._exceptions import (
     RepositoryError,
 )
 
-__all__ = ["RETRYABLE_SQLSTATES", "describe", "is_retryable", "sqlstate_of", "translate_error"]
+__all__ = [
+    "RETRYABLE_SQLSTATES",
+    "describe",
+    "is_refused",
+    "is_retryable",
+    "sqlstate_of",
+    "translate_error",
+]
 
 #: serialization_failure and deadlock_detected: the whole transaction may simply be run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -74,6 +81,13 @@ def sqlstate_of(exc: BaseException) -> str | None:
         if isinstance(code, str):
             return code
     return None
+
+
+def is_refused(exc: BaseException) -> bool:
+    """The server answered and refused the connection (bad credentials, no such database): a
+    configuration problem that waiting does not fix, unlike an unreachable server."""
+    state = sqlstate_of(exc)
+    return state is not None and state.startswith(_REFUSED_SQLSTATE_PREFIXES)
 
 
 def _sqlite_code(exc: BaseException) -> int | None:

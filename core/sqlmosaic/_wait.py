@@ -35,7 +35,7 @@ async def wait_for_database(
     from sqlalchemy.pool import NullPool
 
     from ._engine import create_engine
-    from ._translate import translate_error
+    from ._translate import is_refused, translate_error
 
     settings = settings if settings is not None else MosaicSettings.load()
     if max_wait < 0 or interval <= 0:
@@ -53,7 +53,7 @@ async def wait_for_database(
                 return time.monotonic() - started
             except Exception as exc:
                 error = translate_error(exc) or exc
-                if not isinstance(error, DatabaseUnavailableError):
+                if not isinstance(error, DatabaseUnavailableError) or is_refused(exc):
                     raise error from exc
                 reason = mask_password(str(exc).strip().splitlines()[0] if str(exc) else "")
                 reason = reason or type(exc).__name__
