@@ -119,15 +119,7 @@ def alembic_config(
     if stdout is not None:
         kwargs["stdout"] = stdout
     config = MosaicConfig(str(path), **kwargs)
-    if settings is not None:
-        config.attributes[SETTINGS_KEY] = settings
-    if url is not None:
-        config.attributes[URL_KEY] = url
-    if plugins is not None:
-        config.attributes[PLUGINS_KEY] = plugins
-    config.attributes[DISCOVER_KEY] = discover
-    config.attributes[CONFIGURE_LOGGING_KEY] = configure_logging
-    return config
+    return _with_attributes(config, settings, url, plugins, discover, configure_logging)
 
 
 def standalone_config(
@@ -164,6 +156,18 @@ def standalone_config(
         hooks[f"{hook}.options"] = f"{options} --quiet REVISION_SCRIPT_FILENAME"
     for key, value in hooks.items():
         config.set_section_option("post_write_hooks", key, value)
+    return _with_attributes(config, settings, url, plugins, discover, configure_logging=False)
+
+
+def _with_attributes(
+    config: Config,
+    settings: MosaicSettings | None,
+    url: str | None,
+    plugins: PluginsArg,
+    discover: bool,
+    configure_logging: bool,
+) -> Config:
+    """Hand the toolkit's own inputs to env.py through namespaced ``config.attributes`` keys."""
     if settings is not None:
         config.attributes[SETTINGS_KEY] = settings
     if url is not None:
@@ -171,5 +175,5 @@ def standalone_config(
     if plugins is not None:
         config.attributes[PLUGINS_KEY] = plugins
     config.attributes[DISCOVER_KEY] = discover
-    config.attributes[CONFIGURE_LOGGING_KEY] = False
+    config.attributes[CONFIGURE_LOGGING_KEY] = configure_logging
     return config

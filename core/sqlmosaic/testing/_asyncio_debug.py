@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from ._phases import PerPhasePlugin
+
 __all__ = ["AsyncioDebugPlugin"]
 
 _SLOW = re.compile(r"^Executing .* took (?P<seconds>\d+(?:\.\d+)?) seconds$", re.DOTALL)
@@ -106,7 +108,7 @@ class _Watch:
         return problems
 
 
-class AsyncioDebugPlugin:
+class AsyncioDebugPlugin(PerPhasePlugin):
     """Registered by the sqlmosaic plugin when ``--mosaic-asyncio-debug`` is on."""
 
     def __init__(self, slow_callback_duration: float, *, fail_slow: bool = False) -> None:
@@ -172,20 +174,6 @@ class AsyncioDebugPlugin:
                 pytrace=False,
             )
         return result
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "setup"))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "call"))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "teardown"))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.slow_reports:

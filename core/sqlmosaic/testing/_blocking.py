@@ -37,6 +37,8 @@ from typing import Any
 
 import pytest
 
+from ._phases import PerPhasePlugin
+
 __all__ = ["DEFAULT_ALLOW", "BlockingPlugin", "parse_allow"]
 
 # Blocking calls of the libraries sqlmosaic itself runs on the loop that a project cannot move
@@ -197,7 +199,7 @@ def _caused_by_blocking(exc: BaseException) -> bool:
     return False
 
 
-class BlockingPlugin:
+class BlockingPlugin(PerPhasePlugin):
     """Registered by the sqlmosaic plugin when ``--mosaic-detect-blocking`` is on."""
 
     def __init__(self, rootdir: Path, allow: list[tuple[str, set[str]]]) -> None:
@@ -251,17 +253,3 @@ class BlockingPlugin:
         if from_exc is not None and not isinstance(from_exc, blockbuster.BlockingError):
             message += f"\nThe test then failed with: {type(from_exc).__name__}: {from_exc}"
         pytest.fail(message, pytrace=False)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "setup"))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "call"))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(
-        self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, Any, Any]:
-        return (yield from self._phase(item, "teardown"))
