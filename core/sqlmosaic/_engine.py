@@ -1,6 +1,7 @@
 """Build the async engine and session factory from :class:`MosaicSettings`.
 
-PostgreSQL (asyncpg): ``pool_pre_ping``, ``application_name``, optional ``statement_timeout``,
+PostgreSQL (asyncpg): a checkout liveness check (``_liveness``: closed sockets replaced for free,
+a ping only after ``pool_ping_after`` seconds idle), ``application_name``, optional ``statement_timeout``,
 client ``command_timeout``, and ``hide_parameters`` so errors never print bound values.
 
 SQLite (aiosqlite): foreign keys ON, WAL, a busy timeout, and pysqlite's transaction handling
@@ -21,6 +22,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._exceptions import ConfigurationError
+from ._liveness import install_liveness_check
 from ._settings import MosaicSettings
 
 __all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory"]
@@ -47,6 +49,8 @@ def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         install_sqlite_listeners(engine, busy_timeout=settings.sqlite_busy_timeout)
+    elif not kwargs.get("pool_pre_ping") and kwargs.get("poolclass") is not NullPool:
+        install_liveness_check(engine, ping_after=settings.pool_ping_after)
     return engine
 
 
@@ -83,7 +87,6 @@ def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
         "max_overflow": settings.max_overflow,
         "pool_timeout": settings.pool_timeout,
         "pool_recycle": settings.pool_recycle,
-        "pool_pre_ping": True,
         "connect_args": connect_args,
     }
 

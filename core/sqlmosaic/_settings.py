@@ -66,6 +66,15 @@ class MosaicSettings(BaseSettings):
     max_overflow: int = Field(default=10, ge=0, le=1000)
     pool_timeout: float = Field(default=30.0, gt=0)
     pool_recycle: int = Field(default=1800, ge=-1)
+    pool_ping_after: float | None = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "PostgreSQL: ping a pooled connection at checkout only when it sat idle this many "
+            "seconds (0: every checkout, like pool_pre_ping; None: never). A connection the "
+            "driver already saw closed is replaced at no cost either way."
+        ),
+    )
     echo: bool = False
     statement_timeout: float | None = Field(
         default=None,

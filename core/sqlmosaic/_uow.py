@@ -7,6 +7,9 @@
   named ``session``, or ``self.session``), and can retry the WHOLE unit on serialization
   failures and deadlocks with capped exponential backoff and full jitter.
 - :func:`run_in_transaction` runs a callable in a fresh session per attempt (the retry-safe form).
+- Both (outermost only) also run the unit once more, whatever the policy, when its database
+  connection broke before COMMIT was sent (the server rolled it all back): optimistic disconnect
+  handling, the counterpart of the pool's checkout check (``_liveness``).
 """
 
 from __future__ import annotations
@@ -340,7 +343,8 @@ def transactional(
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             session: AsyncSession = _find_session(fn, args, kwargs)
-            policy = retry if retry is not None and _depth(session) == 0 else Retry(attempts=1)
+            outermost = _depth(session) == 0
+            policy = retry if retry is not None and outermost else Retry(attempts=1)
 
             async def attempt() -> R:
                 async with transaction(
@@ -348,7 +352,7 @@ def transactional(
                 ):
                     return await fn(*args, **kwargs)
 
-            return await _with_retry(attempt, policy, fn.__qualname__)
+            return await _with_retry(attempt, policy, fn.__qualname__, reconnect=outermost)
 
         return wrapper
 
@@ -357,12 +361,23 @@ def transactional(
     return decorate
 
 
-async def _with_retry(attempt: Callable[[], Awaitable[R]], policy: Retry, name: str) -> R:
-    for number in range(1, policy.attempts + 1):
+async def _with_retry(
+    attempt: Callable[[], Awaitable[R]], policy: Retry, name: str, *, reconnect: bool = True
+) -> R:
+    reconnected = not reconnect
+    number = 1
+    while number <= policy.attempts:
         try:
             return await attempt()
         except Exception as exc:
             cause = exc.__cause__ if exc.__cause__ is not None else exc
+            if not reconnected and _lost_before_commit(exc, cause):
+                # optimistic disconnect handling: the server rolled the transaction back when
+                # the connection broke, so nothing of this attempt is in the database; the pool
+                # has dropped the connection (and every older one): run the unit once more
+                reconnected = True
+                _log.info("retrying %s once: its database connection was lost", name)
+                continue
             if not is_retryable(cause):
                 raise
             if number == policy.attempts:
@@ -377,7 +392,15 @@ async def _with_retry(attempt: Callable[[], Awaitable[R]], policy: Retry, name: 
                 "retrying %s (attempt %d of %d) in %.3fs", name, number + 1, policy.attempts, delay
             )
             await asyncio.sleep(delay)
+            number += 1
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lost_before_commit(exc: BaseException, cause: BaseException) -> bool:
+    """The unit failed because its connection broke, and COMMIT had not been sent."""
+    if isinstance(exc, CommitOutcomeUnknownError):
+        return False
+    return isinstance(cause, sa_exc.DBAPIError) and bool(cause.connection_invalidated)
 
 
 async def run_in_transaction(

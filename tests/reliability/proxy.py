@@ -11,7 +11,10 @@ Faults, switched on by the test while traffic flows:
 - :meth:`cut_next_commit`: relay the next ``COMMIT``, wait until the server has answered it
   (so the transaction IS committed), then drop the client's connection without relaying the
   answer: the client cannot know the outcome;
-- :meth:`drop_all`: close every relayed connection now (a network cut / backend gone).
+- :meth:`drop_all`: close every relayed connection now (a network cut / backend gone);
+- :meth:`sever`: end every server side now but leave the client sides open and silent until the
+  client next sends something, which then gets its connection reset (the backend is gone and
+  the client cannot know before it tries: a killed backend whose FIN has not arrived yet).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class _Relay:
         self.client_reader, self.client_writer = client_reader, client_writer
         self.server_reader, self.server_writer = server_reader, server_writer
         self.commit_cut = asyncio.Event()  # set: the server answered the cut COMMIT
+        self.severed = False
+        self.ended = asyncio.Event()
 
     async def client_to_server(self) -> None:
         reader, writer = self.client_reader, self.server_writer
@@ -57,6 +62,9 @@ class _Relay:
                 (length,) = struct.unpack("!i", head[1:])
                 payload = await reader.readexactly(length - 4)
                 message = head + payload
+            if self.severed:
+                self.close()  # the client spoke to a backend that is gone: reset
+                return
             await self.proxy._gate()
             cut = self.proxy._commit_armed and _is_commit(kind, payload)
             if cut:
@@ -75,6 +83,8 @@ class _Relay:
         while True:
             data = await reader.read(65536)
             if not data:
+                if self.severed:
+                    await self.ended.wait()  # keep the client side open and silent
                 return
             await self.proxy._gate()
             if self in self.proxy._cutting:
@@ -87,6 +97,7 @@ class _Relay:
             await writer.drain()
 
     def close(self) -> None:
+        self.ended.set()
         for w in (self.client_writer, self.server_writer):
             with contextlib.suppress(Exception):
                 w.transport.abort()
@@ -137,6 +148,12 @@ class PgProxy:
     def drop_all(self) -> None:
         for relay in list(self._relays):
             relay.close()
+
+    def sever(self) -> None:
+        for relay in list(self._relays):
+            relay.severed = True
+            with contextlib.suppress(Exception):
+                relay.server_writer.transport.abort()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1

@@ -62,6 +62,19 @@ class PostgresServer:
             auth += ":" + quote(self.password, safe="")
         return f"{scheme}://{auth}@{self.host}:{self.port}/{quote(dbname, safe='')}"
 
+    def restart(self) -> None:
+        """Fast stop, then start again on the same port (every client connection ends).
+
+        Extra options given at start are not repeated."""
+        _stop_cluster(self.datadir, self.os_user)
+        opts = ["-p", str(self.port), "-k", str(self.socket_dir)]
+        opts += [arg for setting in _SERVER_SETTINGS for arg in ("-c", setting)]
+        log = self.datadir.parent / "postgres.log"
+        cmd = [find_pg_bin("pg_ctl"), "-w", "-t", "60", "-D", str(self.datadir), "-l", str(log)]
+        proc = _run([*cmd, "-o", shlex.join(opts), "start"], self.os_user, self.datadir.parent)
+        if proc.returncode != 0:
+            raise _error("pg_ctl start (restart) failed", proc, log)
+
     def stop(self) -> None:
         """Fast shutdown (as the OS user that started it), then remove our temp dir. Idempotent."""
         _stop_cluster(self.datadir, self.os_user)
