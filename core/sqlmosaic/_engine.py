@@ -1,8 +1,9 @@
 """Build the async engine and session factory from :class:`MosaicSettings`.
 
-PostgreSQL (asyncpg): a checkout liveness check (``_liveness``: closed sockets replaced for free,
-a ping only after ``pool_ping_after`` seconds idle), ``application_name``, optional ``statement_timeout``,
-client ``command_timeout``, and ``hide_parameters`` so errors never print bound values.
+PostgreSQL (asyncpg): a checkout liveness check (``_liveness``: closed sockets replaced for
+free, a ping only after ``pool_ping_after`` seconds idle), ``application_name``, optional
+``statement_timeout``, client ``command_timeout``, and ``hide_parameters`` (errors never print
+bound values).
 
 SQLite (aiosqlite): foreign keys ON, WAL, a busy timeout, and pysqlite's transaction handling
 replaced by explicit ``BEGIN`` statements so that SAVEPOINTs work and a unit of work's
