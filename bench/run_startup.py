@@ -18,7 +18,16 @@ Two modes:
   which also scans every other distribution of the environment; the first-party plugins are
   installed too and skipped by the allowlist (never imported).
 
-Target (the benchmarks issue): ``load_plugins`` at most 0.5 s beyond the import time.
+Then, in two more fresh processes each (``--host``, on by default), the whole host start and the
+first two requests (a repository ``get`` in a unit of work, on a SQLite file):
+
+* ``host``: ``Mosaic(plugins=..., discover=False).start()`` as shipped: plugins loaded and
+  SQLAlchemy's mappers configured in a worker thread, engine connected, startup hooks run;
+* ``lazy``: ``load_plugins`` + ``Database.connect()`` only (what a host without ``Mosaic`` does):
+  nobody configures the mappers, so the first request pays for it.
+
+Target (the benchmarks issue): ``load_plugins`` at most 0.5 s beyond the import time; the first
+request after ``Mosaic.start()`` as fast as the second.
 """
 
 from __future__ import annotations
@@ -114,6 +123,48 @@ def child(mode: str, modules: list[str], names: list[str], loads: int, profile: 
     )
 
 
+def host_child(mode: str, modules: list[str], names: list[str]) -> None:
+    """Runs in the measured process (``mode`` ``host`` or ``lazy``); prints one JSON line."""
+    import asyncio
+    import importlib
+
+    from sqlmosaic import Database, Mosaic, MosaicSettings, load_plugins, transaction
+
+    t0 = time.perf_counter()
+    imported = [importlib.import_module(m) for m in modules]
+    t1 = time.perf_counter()
+
+    async def run(db_path: str) -> dict[str, Any]:
+        settings = MosaicSettings(database_url=f"sqlite+aiosqlite:///{db_path}")
+        plugins = dict(zip(names, imported, strict=True))
+        start = time.perf_counter()
+        if mode == "host":
+            mosaic = Mosaic(settings, plugins=plugins, discover=False)
+            await mosaic.start()
+            database, registry = mosaic.database, mosaic.plugins.repositories
+        else:
+            loaded = load_plugins(plugins=plugins, discover=False)
+            database, registry = Database(settings), loaded.repositories
+            await database.connect()
+        started = time.perf_counter() - start
+        repo_cls = registry[sorted(registry)[-1]]
+        table = repo_cls.model.__table__  # type: ignore[attr-defined]
+        async with database.engine.begin() as conn:  # untimed: the table the requests read
+            await conn.run_sync(lambda c: table.create(c))
+        requests = []
+        for _ in range(3):
+            t = time.perf_counter()
+            async with database.session() as session, transaction(session):
+                await repo_cls(session).get_or_none(1)
+            requests.append(time.perf_counter() - t)
+        await (mosaic.stop() if mode == "host" else database.dispose())
+        return {"start": started, "requests": requests}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        timing = asyncio.run(run(str(Path(tmp) / "host.sqlite")))
+    print(json.dumps({"mode": mode, "plugin_import": t1 - t0, **timing}))
+
+
 def run_child(
     root: Path, mode: str, modules: list[str], names: list[str], loads: int, profile: str | None
 ) -> dict[str, Any]:
@@ -179,10 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--profile", help="cProfile the first load_plugins() of the first process")
     p.add_argument("--out", default=str(RESULTS_DIR / "startup.json"))
+    p.add_argument(
+        "--host",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time Mosaic.start() and the first requests (modes host, lazy)",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
+        if spec["mode"] in ("host", "lazy"):
+            host_child(spec["mode"], spec["modules"], spec["names"])
+            return 0
         child(spec["mode"], spec["modules"], spec["names"], spec["loads"], args.profile)
         return 0
 
@@ -212,6 +272,23 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
             results[mode] = {**summarize(runs), "runs": runs}
+        hosts: dict[str, Any] = {}
+        for mode in ("host", "lazy") if args.host else ():
+            runs = []
+            for i in range(args.repeat):
+                run = run_child(gen.root, mode, list(gen.modules), list(gen.names), 1, None)
+                runs.append(run)
+                print(
+                    f"[startup] {mode:<12} #{i + 1}: start {run['start']:.3f}s, requests "
+                    + ", ".join(f"{t * 1000:.1f}ms" for t in run["requests"]),
+                    file=sys.stderr,
+                )
+            hosts[mode] = {
+                "start_seconds": statistics.median(r["start"] for r in runs),
+                "first_request_ms": statistics.median(r["requests"][0] * 1000 for r in runs),
+                "second_request_ms": statistics.median(r["requests"][1] * 1000 for r in runs),
+                "runs": runs,
+            }
     out = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "elapsed_seconds": round(time.perf_counter() - started, 1),
@@ -224,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             "requires": "plugin i requires i-1 and i//2; cross-plugin foreign keys to them",
         },
         "modes": results,
+        "host_start": hosts,
     }
     print("\n== startup: load_plugins() vs import (seconds, median over processes) ==")
     for mode, r in results.items():
@@ -234,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
             f"max {r['load_plugins_cold_seconds']['max']:.3f})  warm "
             f"{(r['load_plugins_warm_seconds'] or {}).get('median', float('nan')):.3f}  "
             f"target <= {TARGET_SECONDS}s: {'met' if r['target_met'] else 'MISSED'}"
+        )
+    for mode, h in hosts.items():
+        print(
+            f"{mode:<13} start {h['start_seconds']:.3f}s  first request "
+            f"{h['first_request_ms']:.1f} ms  second {h['second_request_ms']:.1f} ms"
         )
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,8 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def create_bench_engine(db: DbTarget, **kwargs: Any) -> AsyncEngine:
     """The engine every SQLAlchemy stack uses: same pool (``POOL_SIZE``, no overflow, no
     pre-ping), default prepared-statement cache on asyncpg, same SQLite pragmas."""
-    engine = create_async_engine(
-        db.sa_url, pool_size=POOL_SIZE, max_overflow=0, pool_pre_ping=False, **kwargs
-    )
+    kwargs.setdefault("pool_pre_ping", False)
+    engine = create_async_engine(db.sa_url, pool_size=POOL_SIZE, max_overflow=0, **kwargs)
     if db.backend == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     return engine

@@ -1,10 +1,12 @@
 """sqlmosaic: a ``Repository[Item]`` inside its unit of work (``sqlmosaic.transaction``).
 
-The engine comes from ``sqlmosaic.create_engine`` (what users get: ``hide_parameters``,
+The engine comes from ``sqlmosaic.create_engine`` AS SHIPPED (what users get: the checkout
+liveness check with its default ``pool_ping_after`` on PostgreSQL, ``hide_parameters``,
 ``application_name``, no statement timeout unless configured; on SQLite explicit ``BEGIN``
-statements, ``BEGIN IMMEDIATE`` for units of work, foreign keys on, WAL) with the harness's pool
-rules: pool of 10, no overflow, **no pre-ping** (sqlmosaic's default is ``pool_pre_ping=True``) and,
-on SQLite, the harness's 5 s busy timeout. Sessions come from
+statements, ``BEGIN IMMEDIATE`` for units of work, foreign keys on, WAL), no setting overridden
+but the harness's pool rules: pool of 10, no overflow and, on SQLite, the harness's 5 s busy
+timeout. The ``sqlmosaic_ping_every`` variant pings on every checkout (``pool_ping_after=0``,
+the cost of SQLAlchemy's ``pool_pre_ping``). Sessions come from
 ``sqlmosaic.create_session_factory`` (SQLModel ``AsyncSession``, ``expire_on_commit=False``).
 
 * ``insert_one``: ``async with transaction(session): await repo.add(obj)``
@@ -60,15 +62,16 @@ class ItemRepository(Repository[Item]):
     pass
 
 
-def create_mosaic_engine(db: DbTarget) -> AsyncEngine:
-    """``sqlmosaic.create_engine`` with the harness's pool rules (10, no overflow, no pre-ping)."""
+def create_mosaic_engine(db: DbTarget, **settings_overrides: Any) -> AsyncEngine:
+    """``sqlmosaic.create_engine`` as shipped, with the harness's pool rules (10, no overflow)."""
     settings = MosaicSettings.load(
         database_url=db.sa_url,
         pool_size=POOL_SIZE,
         max_overflow=0,
         sqlite_busy_timeout=SQLITE_BUSY_TIMEOUT,
+        **settings_overrides,
     )
-    return create_engine(settings, pool_pre_ping=False)
+    return create_engine(settings)
 
 
 class Sqlmosaic(SAStack):
@@ -76,7 +79,7 @@ class Sqlmosaic(SAStack):
     order = 50
     description = (
         "sqlmosaic Repository[Item] in transaction(session); sqlmosaic.create_engine "
-        "(pool 10, no overflow, no pre-ping), create_session_factory"
+        "as shipped (pool 10, no overflow), create_session_factory"
     )
 
     def create_engine(self, db: DbTarget) -> AsyncEngine:

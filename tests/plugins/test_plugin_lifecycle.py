@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import ForeignKey, event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from sqlmosaic import ConfigurationError, Mosaic, MosaicSettings, PluginError, hookimpl
 
@@ -224,3 +226,46 @@ async def test_mosaic_startup_can_use_the_database(tmp_path: Path) -> None:
 
     async with Mosaic(settings(tmp_path), plugins={"warmup": Warmup()}, discover=False):
         assert seen == [42]
+
+
+def _fresh_models(child_target: str) -> tuple[type[Any], type[Any], Any]:
+    """Two new mapped classes in their own registry (not configured yet); and the registry."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Parent(Base):
+        __tablename__ = "parent"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        children: Mapped[list[Any]] = relationship(child_target)
+
+    class Child(Base):
+        __tablename__ = "child"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        parent_id: Mapped[int] = mapped_column(ForeignKey("parent.id"))
+
+    return Parent, Child, Base.registry
+
+
+async def test_start_configures_the_mappers(tmp_path: Path) -> None:
+    """Configured during start (in a worker thread), not by the first request."""
+    parent, child, models = _fresh_models("Child")
+    try:
+        assert not sa_inspect(parent).configured
+        async with Mosaic(settings(tmp_path), plugins={"empty": object()}, discover=False):
+            assert sa_inspect(parent).configured
+            assert sa_inspect(child).configured
+    finally:
+        models.dispose()
+
+
+async def test_a_mapper_that_cannot_be_configured_fails_start(tmp_path: Path) -> None:
+    _parent, _child, models = _fresh_models("NoSuchModel")
+    try:
+        mosaic = Mosaic(settings(tmp_path), plugins={"empty": object()}, discover=False)
+        with pytest.raises(PluginError, match="mappers could not be configured") as info:
+            await mosaic.start()
+        assert info.value.plugins == ("empty",)
+        assert not mosaic.database.connected
+    finally:
+        models.dispose()  # the broken mapper must not break every later configure
