@@ -41,8 +41,20 @@ from operator import itemgetter
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Column, Connection, Insert, Table, and_, bindparam, func, insert, inspect
+from sqlalchemy import (
+    Column,
+    Connection,
+    Insert,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    inspect,
+)
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.mapper import _event_on_init
@@ -63,6 +75,8 @@ _CALL = object()
 #: Bound-parameter names of the cached primary-key SELECT (``pk_0``, ``pk_1``, ... would collide
 #: with nothing a caller can add: the statement is never combined with other criteria).
 _PK_PARAM = "mosaic_pk_{}"
+_SET_PARAM = "mosaic_set_{}"  # never a column's own key (SQLAlchemy reserves those in SET)
+_UPDATE_CACHE_SIZE = 64  # distinct sets of updated names kept per model
 
 _SQLMODEL_INIT = SQLModel.__init__
 
@@ -111,6 +125,8 @@ class ModelPlan:
     _inserts: dict[tuple[tuple[str, ...], bool], tuple[Insert, tuple[str, ...]]] = field(
         default_factory=dict
     )
+    #: update by primary key: the statement per (sorted) set of attribute names
+    _updates: dict[tuple[str, ...], Update] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ get
 
@@ -255,6 +271,32 @@ class ModelPlan:
             or self.mapper.version_id_col is not None
             or self.has_onupdate
         )
+
+    def update_statement(self, names: tuple[str, ...], columns: Mapping[str, Any]) -> Update:
+        """``UPDATE ... SET <names> WHERE <key> RETURNING <model>`` with bound parameters
+        (:meth:`update_params`), built once per set of ``names`` (sorted attribute names;
+        ``columns`` maps them to the table's columns) as ``get_statement`` is: the statement
+        and its cache key are not rebuilt per call."""
+        stmt = self._updates.get(names)
+        if stmt is None:
+            stmt = (
+                sa_update(self.model)
+                .where(self.get_statement.whereclause)  # type: ignore[arg-type]
+                .values({columns[n]: bindparam(_SET_PARAM.format(i)) for i, n in enumerate(names)})
+                .returning(self.model)
+                .execution_options(populate_existing=True, synchronize_session=False)
+            )
+            if len(self._updates) < _UPDATE_CACHE_SIZE:
+                self._updates[names] = stmt
+        return stmt
+
+    def update_params(
+        self, names: tuple[str, ...], values: Mapping[str, Any], key: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        params = self.get_params(key)
+        for i, name in enumerate(names):
+            params[_SET_PARAM.format(i)] = values[name]
+        return params
 
     def can_construct(self) -> bool:
         """Whether :meth:`construct` may build instances now: the model has no ``__init__`` of

@@ -241,15 +241,17 @@ class Repository(Generic[ModelT]):
         return found
 
     def _pk_clause(self, pk: Any) -> ColumnElement[bool]:
-        keys = self.primary_key()
+        values = self._pk_values(pk)
+        return and_(*(col == v for col, v in zip(self.primary_key(), values, strict=True)))
+
+    def _pk_values(self, pk: Any) -> tuple[Any, ...]:
         values = pk if isinstance(pk, tuple) else (pk,)
-        if len(values) != len(keys):
+        if len(values) != len(self.primary_key()):
             raise InvalidQueryError(
-                f"{self.model.__name__} has a primary key of {len(keys)} column(s)", field="pk"
+                f"{self.model.__name__} has a primary key of {len(self.primary_key())} column(s)",
+                field="pk",
             )
-        values = self._check_key(self._plan().coerce_pk(values))
-        clauses = [col == value for col, value in zip(keys, values, strict=True)]
-        return and_(*clauses)
+        return self._check_key(self._plan().coerce_pk(values))
 
     def _where(
         self, where: Mapping[str, Any] | None, filters: Sequence[Filter]
@@ -488,14 +490,10 @@ class Repository(Generic[ModelT]):
                 setattr(found, name, value)
             await self.session.flush()
             return found
-        stmt = (
-            sa_update(self.model)
-            .where(self._pk_clause(target))
-            .values(self._by_column(values))
-            .returning(self.model)
-            .execution_options(populate_existing=True, synchronize_session=False)
-        )
-        obj = (await self._exec(stmt)).scalars().one_or_none()
+        plan, names = self._plan(), tuple(sorted(values))
+        stmt = plan.update_statement(names, self.columns())
+        params = plan.update_params(names, values, self._pk_values(target))
+        obj = (await self.session.exec(stmt, params=params)).scalars().one_or_none()
         if obj is None:
             raise NotFoundError(self.model, target)
         return typing.cast("ModelT", obj)
