@@ -90,7 +90,11 @@ async def test_checkout_replaces_a_connection_the_server_closed(
     admin = create_engine(MosaicSettings.load(database_url=mosaic_pg_url))
     try:
         async with admin.connect() as conn:
-            assert await conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": first_pid})
+            # waits (up to 60 s) until the backend has exited: killed while idle in the pool
+            killed = await conn.scalar(
+                text("SELECT pg_terminate_backend(:pid, 60000)"), {"pid": first_pid}
+            )
+            assert killed
     finally:
         await admin.dispose()
     async with pg_engine.connect() as conn:  # no error: the checkout noticed and reconnected
