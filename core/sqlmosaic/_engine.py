@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from typing import Any
 
 from sqlalchemy import event
@@ -66,6 +67,14 @@ def create_session_factory(
 def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
     driver = settings.url.get_driver_name()
     server_settings = {"application_name": settings.application_name}
+    if settings.pgbouncer and settings.statement_timeout is not None:
+        # A startup parameter PgBouncer does not know is refused ("unsupported startup
+        # parameter"), and ignore_startup_parameters would drop it silently: say so instead.
+        raise ConfigurationError(
+            "MOSAIC_STATEMENT_TIMEOUT is sent as a startup parameter, which PgBouncer does not "
+            "pass on: set it on the role instead (ALTER ROLE ... SET statement_timeout = ...)",
+            setting="MOSAIC_STATEMENT_TIMEOUT",
+        )
     if settings.statement_timeout is not None:
         server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
     connect_args: dict[str, Any]
@@ -73,6 +82,8 @@ def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
         connect_args = {"server_settings": server_settings, "timeout": settings.connect_timeout}
         if settings.command_timeout is not None:
             connect_args["command_timeout"] = settings.command_timeout
+        if settings.pgbouncer:
+            connect_args.update(_asyncpg_pgbouncer_args())
     else:  # psycopg
         options = " ".join(
             f"-c {k}={v}" for k, v in server_settings.items() if k != "application_name"
@@ -83,6 +94,8 @@ def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
         }
         if options:
             connect_args["options"] = options
+        if settings.pgbouncer:
+            connect_args["prepare_threshold"] = None  # psycopg: never prepare server-side
     return {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
@@ -90,6 +103,27 @@ def _postgres_options(settings: MosaicSettings) -> dict[str, Any]:
         "pool_recycle": settings.pool_recycle,
         "connect_args": connect_args,
     }
+
+
+def _asyncpg_pgbouncer_args() -> dict[str, Any]:
+    """asyncpg behind PgBouncer's transaction pooling (1.18 forwards no prepared statements).
+
+    Consecutive transactions of one client connection may run on different server connections,
+    and one server connection serves many clients. asyncpg's statement cache and SQLAlchemy's
+    would reuse a statement prepared on another server connection ("prepared statement ... does
+    not exist"), and asyncpg's per-connection counter names (``__asyncpg_stmt_1__``) collide
+    between clients sharing a server connection ("... already exists"): both caches off, and
+    every statement SQLAlchemy prepares gets a name of its own.
+    """
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__mosaic_{uuid.uuid4().hex}__"
 
 
 def _sqlite_options(settings: MosaicSettings) -> dict[str, Any]:

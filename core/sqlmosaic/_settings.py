@@ -94,6 +94,13 @@ class MosaicSettings(BaseSettings):
     )
     connect_timeout: float = Field(default=10.0, gt=0)
     application_name: str = Field(default="sqlmosaic", min_length=1, max_length=63)
+    pgbouncer: bool = Field(
+        default=False,
+        description=(
+            "DATABASE_URL points at a PgBouncer in transaction pooling mode: no prepared "
+            "statement cache, a unique name per prepared statement, no session-level settings."
+        ),
+    )
     sqlite_busy_timeout: float = Field(default=30.0, ge=0, description="seconds")
     plugins: Annotated[list[str] | None, NoDecode] = Field(
         default=None, description="Allowlist of plugin names; None loads every installed plugin."
