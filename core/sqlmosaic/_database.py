@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._engine import create_engine, create_session_factory
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, DatabaseUnavailableError
+from ._replicas import ReplicaSet, remember_write, replica_has_replayed, written_lsn
 from ._settings import MosaicSettings
-from ._uow import IsolationLevel, Retry, run_in_transaction, transaction
+from ._uow import IsolationLevel, Retry, _with_retry, run_in_transaction, transaction
 
 __all__ = ["Database"]
 
@@ -32,6 +33,9 @@ class Database:
 
     ``engine`` / ``session_factory`` let tests and hosts inject their own (for example a factory
     bound to a connection inside an outer transaction); an injected engine is not disposed.
+
+    With ``MOSAIC_READ_REPLICA_URLS`` (and no injected session factory), read-only units of work
+    it opens go to the replicas (see :mod:`sqlmosaic._replicas`).
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class Database:
         self._injected_factory = session_factory
         self._engine: AsyncEngine | None = None
         self._factory: async_sessionmaker[AsyncSession] | None = None
+        self._replicas: ReplicaSet | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -59,11 +64,23 @@ class Database:
             self._engine = create_engine(self.settings)
             _log.info("engine created for %s", self.settings.masked_url)
         self._factory = self._injected_factory or create_session_factory(self._engine)
+        if self.settings.read_replica_urls and self._injected_factory is None:
+            self._replicas = ReplicaSet(
+                [
+                    create_engine(self.settings.model_copy(update={"database_url": url}))
+                    for url in self.settings.read_replica_urls
+                ],
+                retry_after=self.settings.read_replica_retry_after,
+            )
+            _log.info("read replicas: %s", ", ".join(self.settings.masked_replica_urls))
         return self
 
     async def dispose(self) -> None:
         """Dispose the engine this object created (an injected one is left alone)."""
         engine, self._engine, self._factory = self._engine, None, None
+        replicas, self._replicas = self._replicas, None
+        if replicas is not None:
+            await replicas.dispose()
         if engine is not None and engine is not self._injected_engine:
             await engine.dispose()
             _log.info("engine disposed for %s", self.settings.masked_url)
@@ -125,12 +142,85 @@ class Database:
         isolation_level: IsolationLevel | None = None,
         read_only: bool = False,
     ) -> AsyncIterator[AsyncSession]:
-        """A new session running one unit of work (commit on success, rollback on error)."""
-        async with (
-            self.session_factory() as session,
-            transaction(session, isolation_level=isolation_level, read_only=read_only),
-        ):
-            yield session
+        """A new session running one unit of work (commit on success, rollback on error).
+
+        Read-only units go to a read replica when there are any (a replica failing inside the
+        block: :class:`DatabaseUnavailableError`, and the replica leaves the rotation).
+        """
+        if read_only and self._replicas is not None:
+            stack, session, on_replica = await self._open_read_only(isolation_level)
+            try:
+                async with stack:
+                    yield session
+            except DatabaseUnavailableError as exc:
+                if on_replica is not None:
+                    self._replicas.mark_down(on_replica, exc)
+                raise
+            return
+        async with self.session_factory() as session:
+            async with transaction(session, isolation_level=isolation_level, read_only=read_only):
+                yield session
+            if self._replicas is not None and not read_only:
+                await remember_write(session)
+
+    async def _open_read_only(
+        self, isolation_level: IsolationLevel | None
+    ) -> tuple[AsyncExitStack, AsyncSession, AsyncEngine | None]:
+        """Begin a read-only unit on the next healthy replica that has replayed this context's
+        last write, else on the primary: the open stack, its session and the replica used."""
+        assert self._replicas is not None
+        lsn = written_lsn()
+        for engine in self._replicas.candidates():
+            stack = AsyncExitStack()
+            try:
+                session = await stack.enter_async_context(self.session_factory(bind=engine))
+                await stack.enter_async_context(
+                    transaction(session, isolation_level=isolation_level, read_only=True)
+                )
+                if lsn is None or await replica_has_replayed(session, lsn):
+                    return stack, session, engine
+            except DatabaseUnavailableError as exc:
+                self._replicas.mark_down(engine, exc)
+            await stack.aclose()
+        stack = AsyncExitStack()
+        session = await stack.enter_async_context(self.session_factory())
+        await stack.enter_async_context(
+            transaction(session, isolation_level=isolation_level, read_only=True)
+        )
+        return stack, session, None
+
+    async def _remember_write(self) -> None:
+        async with self.session_factory() as session:
+            await remember_write(session)
+
+    async def _run_read_only(
+        self,
+        func: Callable[[AsyncSession], Awaitable[R]],
+        retry: Retry | None,
+        isolation_level: IsolationLevel | None,
+    ) -> R:
+        """``run(..., read_only=True)`` with replicas: a replica failing mid-unit is retried on
+        the primary once (the unit only read: running it again is safe)."""
+
+        replicas = self._replicas
+        assert replicas is not None
+
+        async def attempt() -> R:
+            stack, session, replica = await self._open_read_only(isolation_level)
+            try:
+                async with stack:
+                    return await func(session)
+            except DatabaseUnavailableError as exc:
+                if replica is None:
+                    raise
+                replicas.mark_down(replica, exc)
+            _log.info("read-only unit retried on the primary after its replica failed")
+            return await run_in_transaction(
+                self.session_factory, func, isolation_level=isolation_level, read_only=True
+            )
+
+        name = getattr(func, "__qualname__", repr(func))
+        return await _with_retry(attempt, retry or Retry(attempts=1), name)
 
     async def run(
         self,
@@ -140,7 +230,23 @@ class Database:
         isolation_level: IsolationLevel | None = None,
         read_only: bool = False,
     ) -> R:
-        """Run ``func(session)`` as a unit of work in a fresh session per attempt."""
+        """Run ``func(session)`` as a unit of work in a fresh session per attempt.
+
+        Read-only with replicas: on a replica; if the replica fails meanwhile, ``func`` runs
+        again on the primary (it only read), so the caller sees no error.
+        """
+        if read_only and self._replicas is not None:
+            return await self._run_read_only(func, retry, isolation_level)
+        if self._replicas is not None:
+            result = await run_in_transaction(
+                self.session_factory,
+                func,
+                retry=retry,
+                isolation_level=isolation_level,
+                read_only=False,
+            )
+            await self._remember_write()
+            return result
         return await run_in_transaction(
             self.session_factory,
             func,
@@ -154,4 +260,7 @@ class Database:
         return f"<Database {self.settings.masked_url} ({state})>"
 
     def describe(self) -> dict[str, Any]:
-        return {"url": self.settings.masked_url, "connected": self.connected}
+        described: dict[str, Any] = {"url": self.settings.masked_url, "connected": self.connected}
+        if self.settings.read_replica_urls:
+            described["read_replicas"] = self.settings.masked_replica_urls
+        return described

@@ -102,6 +102,14 @@ class MosaicSettings(BaseSettings):
         ),
     )
     sqlite_busy_timeout: float = Field(default=30.0, ge=0, description="seconds")
+    read_replica_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        repr=False,
+        description="Streaming replicas (comma-separated URLs) for read-only units of work.",
+    )
+    read_replica_retry_after: float = Field(
+        default=5.0, gt=0, description="seconds a replica that failed stays out of the rotation"
+    )
     plugins: Annotated[list[str] | None, NoDecode] = Field(
         default=None, description="Allowlist of plugin names; None loads every installed plugin."
     )
@@ -113,6 +121,17 @@ class MosaicSettings(BaseSettings):
     @classmethod
     def _names(cls, value: Any) -> Any:
         return _split_names(value)
+
+    @field_validator("read_replica_urls", mode="before")
+    @classmethod
+    def _replica_urls(cls, value: Any) -> Any:
+        urls = _split_names(value)
+        if not isinstance(urls, list):
+            return urls
+        normalised = [cls._normalise_url(url) for url in urls]
+        if any(str(url).startswith("sqlite") for url in normalised):
+            raise ValueError("read replicas are PostgreSQL servers (streaming replication)")
+        return normalised
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -155,6 +174,11 @@ class MosaicSettings(BaseSettings):
     def masked_url(self) -> str:
         """The database URL with its password masked, for display."""
         return mask_url(self.database_url)
+
+    @property
+    def masked_replica_urls(self) -> list[str]:
+        """The read replicas' URLs with passwords masked, for display."""
+        return [mask_url(url) for url in self.read_replica_urls]
 
     @property
     def backend(self) -> str:

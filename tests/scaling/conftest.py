@@ -8,8 +8,13 @@ CI (``CI`` set) and are skipped with the reason outside CI: never silently.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -19,6 +24,8 @@ from sqlmosaic.testing._pgbouncer import (
     find_pgbouncer,
     start_pgbouncer,
 )
+from sqlmosaic.testing._pgserver import PostgresServer, PostgresStartError, start_postgres
+from sqlmosaic.testing._replication import Replica, start_replica
 
 
 def missing(what: str) -> None:
@@ -53,3 +60,59 @@ def through(bouncer: PgBouncer, url: str) -> str:
         .set(host=bouncer.host, port=bouncer.port)
         .render_as_string(hide_password=False)
     )
+
+
+REPO = Path(__file__).resolve().parents[2]
+APP_DB = "app"
+
+
+@dataclass
+class Cluster:
+    """A private primary (migrated database ``app``) and two streaming replicas of it."""
+
+    primary: PostgresServer
+    replicas: list[Replica]
+
+    @property
+    def primary_url(self) -> str:
+        return self.primary.url(APP_DB)
+
+    def replica_urls(self) -> list[str]:
+        return [replica.url(APP_DB) for replica in self.replicas]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """Started once per test session: a PRIVATE primary (not the shared test server, whose
+    databases come and go) migrated with the host's history, then two ``pg_basebackup -R``
+    replicas on free ports."""
+    try:
+        primary = start_postgres()
+    except PostgresStartError as exc:
+        pytest.fail(f"could not start the primary: {exc}", pytrace=False)
+    replicas: list[Replica] = []
+    try:
+        with psycopg.connect(primary.url("postgres", driver=""), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{APP_DB}"')
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "mosaic"),
+                "db",
+                "upgrade",
+                "--database-url",
+                primary.url(APP_DB),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        for _ in range(2):
+            replicas.append(start_replica(primary))
+        yield Cluster(primary, replicas)
+    finally:
+        for replica in replicas:
+            replica.remove()
+        primary.stop()
