@@ -18,9 +18,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._engine import create_engine, create_session_factory
 from ._exceptions import ConfigurationError, DatabaseUnavailableError
-from ._replicas import ReplicaSet, remember_write, replica_has_replayed, written_lsn
+from ._replicas import ReplicaSet, after_write_hook, replica_has_replayed, written_lsn
 from ._settings import MosaicSettings
-from ._uow import IsolationLevel, Retry, _with_retry, run_in_transaction, transaction
+from ._uow import (
+    AFTER_WRITE_KEY,
+    IsolationLevel,
+    Retry,
+    _with_retry,
+    run_in_transaction,
+    transaction,
+)
 
 __all__ = ["Database"]
 
@@ -63,8 +70,13 @@ class Database:
         elif self._injected_factory is None:
             self._engine = create_engine(self.settings)
             _log.info("engine created for %s", self.settings.masked_url)
-        self._factory = self._injected_factory or create_session_factory(self._engine)
         if self.settings.read_replica_urls and self._injected_factory is None:
+            assert self._engine is not None
+            # writing units of work (also on a session from this factory handed to
+            # ``transaction()`` by a host) remember their commit's WAL position
+            self._factory = create_session_factory(
+                self._engine, info={AFTER_WRITE_KEY: after_write_hook(self._engine)}
+            )
             self._replicas = ReplicaSet(
                 [
                     create_engine(self.settings.model_copy(update={"database_url": url}))
@@ -73,6 +85,8 @@ class Database:
                 retry_after=self.settings.read_replica_retry_after,
             )
             _log.info("read replicas: %s", ", ".join(self.settings.masked_replica_urls))
+        else:
+            self._factory = self._injected_factory or create_session_factory(self._engine)
         return self
 
     async def dispose(self) -> None:
@@ -157,11 +171,11 @@ class Database:
                     self._replicas.mark_down(on_replica, exc)
                 raise
             return
-        async with self.session_factory() as session:
-            async with transaction(session, isolation_level=isolation_level, read_only=read_only):
-                yield session
-            if self._replicas is not None and not read_only:
-                await remember_write(session)
+        async with (
+            self.session_factory() as session,
+            transaction(session, isolation_level=isolation_level, read_only=read_only),
+        ):
+            yield session
 
     async def _open_read_only(
         self, isolation_level: IsolationLevel | None
@@ -188,10 +202,6 @@ class Database:
             transaction(session, isolation_level=isolation_level, read_only=True)
         )
         return stack, session, None
-
-    async def _remember_write(self) -> None:
-        async with self.session_factory() as session:
-            await remember_write(session)
 
     async def _run_read_only(
         self,
@@ -237,16 +247,6 @@ class Database:
         """
         if read_only and self._replicas is not None:
             return await self._run_read_only(func, retry, isolation_level)
-        if self._replicas is not None:
-            result = await run_in_transaction(
-                self.session_factory,
-                func,
-                retry=retry,
-                isolation_level=isolation_level,
-                read_only=False,
-            )
-            await self._remember_write()
-            return result
         return await run_in_transaction(
             self.session_factory,
             func,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -33,12 +34,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._url import mask_url
 
-__all__ = ["ReplicaSet", "remember_write", "replica_has_replayed", "written_lsn"]
+__all__ = [
+    "ReplicaSet",
+    "after_write_hook",
+    "remember_write",
+    "replica_has_replayed",
+    "written_lsn",
+]
 
 _log = logging.getLogger("sqlmosaic.replicas")
 
 #: WAL position (an int) of the last commit made by a writing unit of work in this context.
 _WRITTEN_LSN: ContextVar[int | None] = ContextVar("mosaic_written_lsn", default=None)
+
+
+#: Larger than any WAL position: no replica has replayed it.
+_UNREACHABLE = 1 << 64
 
 
 def written_lsn() -> int | None:
@@ -51,14 +62,34 @@ def _parse_lsn(value: str) -> int:
     return (int(high, 16) << 32) | int(low, 16)
 
 
-async def remember_write(session: AsyncSession) -> None:
-    """After a commit on the primary: remember its WAL position for this context's reads."""
-    connection = await session.connection()
-    lsn = _parse_lsn(str(await connection.scalar(text("SELECT pg_current_wal_insert_lsn()::text"))))
+async def remember_write(primary: AsyncEngine) -> None:
+    """After a commit on the primary: remember its WAL position for this context's reads.
+
+    On a connection of its own, so the committed session is left as it is (a rollback there
+    would expire the objects the unit returned). If the position cannot be read, every later
+    read in this context goes to the primary.
+    """
+    try:
+        async with primary.connect() as connection:
+            value = await connection.scalar(text("SELECT pg_current_wal_insert_lsn()::text"))
+        lsn = _parse_lsn(str(value))
+    except Exception as exc:
+        _log.warning(
+            "WAL position unknown after a write (%s): reads use the primary", type(exc).__name__
+        )
+        lsn = _UNREACHABLE
     previous = _WRITTEN_LSN.get()
     if previous is None or lsn > previous:
         _WRITTEN_LSN.set(lsn)
-    await session.rollback()  # the query began a transaction: end it
+
+
+def after_write_hook(primary: AsyncEngine) -> Callable[[], Awaitable[None]]:
+    """What a writing unit of work calls after its commit (kept in the session's ``info``)."""
+
+    async def hook() -> None:
+        await remember_write(primary)
+
+    return hook
 
 
 async def replica_has_replayed(session: AsyncSession, lsn: int) -> bool:

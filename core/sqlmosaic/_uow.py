@@ -37,13 +37,23 @@ from ._exceptions import (
 )
 from ._translate import is_retryable, translate_error
 
-__all__ = ["IsolationLevel", "Retry", "run_in_transaction", "transaction", "transactional"]
+__all__ = [
+    "AFTER_WRITE_KEY",
+    "IsolationLevel",
+    "Retry",
+    "run_in_transaction",
+    "transaction",
+    "transactional",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE", "AUTOCOMMIT"]
 _DEPTH_KEY = "mosaic_uow_depth"
+#: Session ``info`` key: an async callable run after an outermost writing unit has committed
+#: (read replicas: remember the commit's WAL position for read-your-writes).
+AFTER_WRITE_KEY = "mosaic_after_write"
 _log = logging.getLogger("sqlmosaic.uow")
 
 
@@ -127,6 +137,9 @@ async def transaction(
                     _raise_if_outcome_unknown(exc)
                 _raise_translated(exc, own_call=not in_block)
                 raise
+            after_write = session.info.get(AFTER_WRITE_KEY)
+            if after_write is not None and not read_only:
+                await after_write()
         else:
             if isolation_level is not None or read_only:
                 raise ConfigurationError(

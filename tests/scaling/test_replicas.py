@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from mosaic_accounts import User, UserRepository
@@ -117,6 +117,27 @@ async def test_read_your_writes_with_replay_paused(mosaic: Mosaic, cluster: Clus
             return found, on_replica
 
         assert await in_fresh_context(write_then_read) == (True, False)
+
+        async def write_on_the_request_session_then_read() -> tuple[bool, bool, set[str]]:
+            # the integrations' pattern: a request session, a unit of work on it
+            async with mosaic.database.session() as session:
+                async with mosaic.unit_of_work(session) as uow:
+                    user = await uow.repository(UserRepository).add(
+                        User(email="ryw2@example.com", name="R2")
+                    )
+                expired = set(inspect(user).expired_attributes)  # the unit's objects stay loaded
+            async with mosaic.unit_of_work(read_only=True) as uow:
+                found = await uow.repository(UserRepository).exists(
+                    where={"email": "ryw2@example.com"}
+                )
+                on_replica, _ = await where(uow.session)
+            return found, on_replica, expired
+
+        assert await in_fresh_context(write_on_the_request_session_then_read) == (
+            True,
+            False,
+            set(),
+        )
 
         async def other_request() -> tuple[bool, bool]:
             async with mosaic.unit_of_work(read_only=True) as uow:
