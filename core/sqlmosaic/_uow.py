@@ -249,14 +249,23 @@ async def _end_read_only(begun: _Begun) -> None:
     """
     driver, begun.query_only = begun.query_only, None
     if driver is not None:
-        try:
-            cursor = await driver.execute("PRAGMA query_only=OFF")
-            await cursor.close()
-        except Exception:  # pragma: no cover - a broken connection is discarded by the pool
-            _log.warning("could not reset PRAGMA query_only on a SQLite connection")
+        # shielded: a cancellation arriving now must not leave the pooled connection read-only
+        await _shielded(_reset_query_only(driver))
     savepoint, begun.read_only_savepoint = begun.read_only_savepoint, None
     if savepoint is not None and savepoint.is_active:
         await savepoint.rollback()
+
+
+async def _reset_query_only(driver: Any) -> None:
+    try:
+        cursor = await driver.execute("PRAGMA query_only=OFF")
+        await cursor.close()
+    except ValueError:
+        # aiosqlite's "no active connection": SQLAlchemy closed the connection when a statement
+        # was cancelled; a closed connection leaves the pool, there is nothing to reset
+        _log.debug("PRAGMA query_only not reset: the SQLite connection is already closed")
+    except Exception:  # pragma: no cover - a broken connection is discarded by the pool
+        _log.warning("could not reset PRAGMA query_only on a SQLite connection")
 
 
 async def _shielded(awaitable: Awaitable[Any]) -> None:

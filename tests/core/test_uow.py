@@ -383,6 +383,43 @@ async def test_cancelled_while_a_statement_runs_on_sqlite_releases_the_write_loc
     await assert_no_leaked_warnings()
 
 
+@pytest.mark.mosaic_backends("sqlite")
+async def test_cancelled_read_only_unit_on_sqlite_resets_query_only_without_a_warning(
+    mosaic_fresh_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelling a read-only unit (an HTTP client going away) is routine: the reset of
+    ``PRAGMA query_only`` must finish anyway, quietly, and leave the pooled connection writable."""
+    engine = single_connection_engine(mosaic_fresh_url)
+    factory = create_session_factory(engine)
+    slow_query = text(  # still running when the task is cancelled
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 8000000) "
+        "SELECT sum(x) FROM c"
+    )
+    inside = asyncio.Event()
+
+    async def unit() -> None:
+        async with factory() as session, transaction(session, read_only=True):
+            await UserRepository(session).count()
+            inside.set()
+            await session.exec(slow_query)
+
+    try:
+        caplog.set_level("WARNING")
+        task = asyncio.create_task(unit())
+        await asyncio.wait_for(inside.wait(), 10)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert [r.getMessage() for r in caplog.records if r.levelno >= 30] == []
+        # the same (only) pooled connection writes again: query_only was switched off
+        async with factory() as session, transaction(session):
+            await UserRepository(session).add(User(email="w@example.com", name="W"))
+        assert await emails(factory) == ["w@example.com"]
+    finally:
+        await engine.dispose()
+
+
 # --------------------------------------------------------------------------- @transactional
 
 
