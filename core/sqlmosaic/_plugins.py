@@ -121,6 +121,8 @@ class _Candidate:
     version: str | None = None
     #: the module the plugin is (or lives in), known before importing it
     module: str | None = None
+    #: another installed distribution registers the same name: raised only if it is selected
+    clash: str | None = None
 
 
 def _entry_point_candidates() -> dict[str, _Candidate]:
@@ -136,11 +138,13 @@ def _entry_point_candidates() -> dict[str, _Candidate]:
                 known = dists[id(ep.dist)] = (ep.dist.name, ep.dist.version)
             dist, version = known
         if ep.name in found:
-            raise PluginError(
-                f"plugin name {ep.name!r} is registered twice: by {found[ep.name].origin} and "
-                f"by {dist} ({ep.value})",
-                plugins=(ep.name,),
+            # not raised here: a host whose allowlist excludes the name must still start
+            first = found[ep.name]
+            first.clash = first.clash or (
+                f"plugin name {ep.name!r} is registered twice: by {first.origin} and "
+                f"by {dist} ({ep.value})"
             )
+            continue
         found[ep.name] = _Candidate(
             ep.name,
             "entry_point",
@@ -229,6 +233,9 @@ def load_plugins(
             skipped.append(SkippedPlugin(name, "not in allowlist", cand.version))
         else:
             selected[name] = cand
+    for name, cand in selected.items():
+        if cand.clash is not None:
+            raise PluginError(cand.clash, plugins=(name,))
 
     pm = make_plugin_manager()
     objects: dict[str, object] = {}

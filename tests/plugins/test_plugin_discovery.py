@@ -22,6 +22,7 @@ from sqlmosaic import (
     Mosaic,
     MosaicSettings,
     PluginDependencyError,
+    PluginError,
     PluginImportError,
     SkippedPlugin,
     hookimpl,
@@ -30,6 +31,7 @@ from sqlmosaic import (
 
 Install = Callable[..., list[Path]]
 TRIPWIRE_FLAG = "MOSAIC_TEST_TRIPWIRE_IMPORTED"
+DUPNAME_FLAG = "MOSAIC_TEST_DUPNAME_IMPORTED"
 
 
 def installed_names() -> set[str]:
@@ -101,6 +103,28 @@ def test_plugin_not_in_allowlist_is_never_imported(
     assert err.value.plugins == ("tripwire",)
     assert "mosaic_test_tripwire was imported" in str(err.value)
     assert os.environ[TRIPWIRE_FLAG] == "1"
+
+
+def test_a_name_clash_outside_the_allowlist_does_not_block_the_host(
+    installed: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed package re-registering an existing plugin name ('tasks') stops only the
+    hosts that enable that name: the allowlist is applied before names are compared."""
+    monkeypatch.delenv(DUPNAME_FLAG, raising=False)
+    installed("dupname")
+    tasks = [ep for ep in importlib.metadata.entry_points(group="sqlmosaic") if ep.name == "tasks"]
+    assert sorted(ep.value for ep in tasks) == ["mosaic_tasks.plugin", "mosaic_test_dupname"]
+
+    plugins = load_plugins(allow=["accounts"])
+
+    assert plugins.names == ("accounts",)
+    assert DUPNAME_FLAG not in os.environ
+    # Positive control: a host that enables the name still stops, naming both distributions.
+    with pytest.raises(PluginError, match=r"plugin name 'tasks' is registered twice") as err:
+        load_plugins(allow=["accounts", "tasks"])
+    assert err.value.plugins == ("tasks",)
+    assert "mosaic-test-dupname" in str(err.value)
+    assert DUPNAME_FLAG not in os.environ
 
 
 def plugins_version(name: str) -> str:
