@@ -17,6 +17,7 @@ import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +35,7 @@ from ._exceptions import (
     PluginImportError,
 )
 from ._gc import collector_paused
-from ._metadata import build_merged_metadata
+from ._metadata import check_tables, merge_tables
 from ._repository import Repository
 
 __all__ = ["PluginInfo", "PluginSet", "SkippedPlugin", "load_plugins", "make_plugin_manager"]
@@ -83,10 +84,22 @@ class PluginSet:
     """The result of :func:`load_plugins`: enabled plugins in load order, and what they add."""
 
     plugins: tuple[PluginInfo, ...]
-    metadata: MetaData
     repositories: Mapping[str, type[Repository[Any]]]
     skipped: tuple[SkippedPlugin, ...] = ()
     manager: pluggy.PluginManager = field(default_factory=lambda: make_plugin_manager())
+    #: ``{table key: owning plugin}`` for every enabled plugin's table, in load order
+    owners: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def metadata(self) -> MetaData:
+        """Every enabled plugin's tables, copied into one ``MetaData`` with the naming convention.
+
+        What migrations, ``mosaic db check`` and ``create_all`` use; each table carries its owner
+        in ``Table.info["mosaic_plugin"]`` (:func:`~sqlmosaic.table_owner`). Built on first use:
+        a running host never needs it (the ORM maps the models' own tables), and at 1,000 tables
+        the copies cost more than the rest of :func:`load_plugins` together.
+        """
+        return merge_tables([(p.name, [m.__table__ for m in p.models]) for p in self.plugins])
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -194,9 +207,8 @@ def _explicit_name(obj: object) -> str:
     )
 
 
-# Loading copies every table into the merged MetaData: a burst of long-lived objects (importing
-# 1,000 SQLModel tables leaves ~500,000 tracked objects; each full collection mid-load cost about
-# as much as the load itself, bench/run_startup.py).
+# Importing 1,000 SQLModel tables leaves ~500,000 tracked objects; a full collection in the middle
+# of loading cost about as much as the load itself (bench/run_startup.py).
 @collector_paused
 def load_plugins(
     *,
@@ -266,10 +278,8 @@ def load_plugins(
     repos = {name: _repositories(_call(pm, "mosaic_repositories", name), name) for name in order}
     histories = {name: _migrations(_call(pm, "mosaic_migrations", name), name) for name in order}
     closure = _closure(requires)
-    metadata = build_merged_metadata(
-        [(name, [m.__table__ for m in models[name]]) for name in order], closure
-    )
-    registry = _repository_registry(order, repos, metadata)
+    owners = check_tables([(name, [m.__table__ for m in models[name]]) for name in order], closure)
+    registry = _repository_registry(order, repos, owners)
     infos = tuple(
         PluginInfo(
             name,
@@ -283,7 +293,7 @@ def load_plugins(
         )
         for name in order
     )
-    return PluginSet(infos, metadata, registry, tuple(skipped), pm)
+    return PluginSet(infos, registry, tuple(skipped), pm, owners)
 
 
 def _import(cand: _Candidate, selected: Mapping[str, _Candidate]) -> object:
@@ -548,14 +558,14 @@ def _closure(requires: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[str
 def _repository_registry(
     order: Sequence[str],
     repos: Mapping[str, Sequence[type[Repository[Any]]]],
-    metadata: MetaData,
+    owners: Mapping[str, str],
 ) -> dict[str, type[Repository[Any]]]:
     registry: dict[str, type[Repository[Any]]] = {}
     by_model: dict[type[Any], tuple[str, type[Repository[Any]]]] = {}
     for plugin in order:
         for repo in repos[plugin]:
             table = repo.model.__table__.key
-            if table not in metadata.tables:
+            if table not in owners:
                 raise PluginHookError(
                     f"plugin {plugin!r}: repository {repo.__qualname__} is for table {table!r}, "
                     "which no enabled plugin defines",
