@@ -1,6 +1,6 @@
 """Run every benchmark: ``python -m bench`` (from the repository root, with the project venv).
 
-    python -m bench                       # data (both backends), startup, check, fixtures
+    python -m bench                       # all: data, startup, check, fixtures, isolation
     python -m bench data check            # only these
     python -m bench --quick               # small sizes, results in a temp dir (smoke test)
 
@@ -26,18 +26,21 @@ FULL: dict[str, list[str]] = {
     "startup": [],
     "check": [],
     "fixtures": [],
+    "isolation": [],
 }
 QUICK: dict[str, list[str]] = {
     "data": ["--scale", "0.05", "--rounds", "1"],
     "startup": ["--plugins", "20", "--repeat", "2"],
     "check": ["--tables", "50", "--repeat", "1", "--cli-repeat", "1"],
     "fixtures": ["--n", "30", "--clones", "3", "--big-tables", "50"],
+    "isolation": ["--n", "20"],
 }
 OUT: dict[str, str] = {
     "data": "data-{backend}.json",
     "startup": "startup.json",
     "check": "check.json",
     "fixtures": "fixtures.json",
+    "isolation": "isolation.json",
 }
 
 

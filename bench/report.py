@@ -153,6 +153,24 @@ def fixtures_table(result: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def isolation_table(result: dict[str, Any]) -> str:
+    out = [
+        f"Through pytest and the shipped plugin, {result['config']['n']} tests per kind; "
+        f"{result['timestamp']}, load average {result['loadavg'][0]:.1f}. Milliseconds per test "
+        "(setup + call + teardown, median).",
+        "",
+        "| backend / configuration | bare async test | isolated (`mosaic_session`) "
+        "| + unit of work | isolation overhead |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, r in result["results"].items():
+        out.append(
+            f"| {name} | {r['bare']['median_ms']:.2f} | {r['isolated']['median_ms']:.2f} "
+            f"| {r['isolated + unit of work']['median_ms']:.2f} | {r['overhead_ms']:.2f} |"
+        )
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
     p.add_argument("--dir", default=str(RESULTS))
@@ -176,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         ("startup", startup_table),
         ("check", check_table),
         ("fixtures", fixtures_table),
+        ("isolation", isolation_table),
     ):
         path = d / f"{name}.json"
         if path.exists():
