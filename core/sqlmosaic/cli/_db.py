@@ -28,6 +28,7 @@ from ..migrations import (
     check,
     current,
     orphans,
+    squash,
     standalone_config,
 )
 from ..migrations._branches import (
@@ -348,7 +349,17 @@ def history_cmd(
     with reporting_errors():
         cfg, _masked = _config(config, database_url)
         with _alembic_errors():
-            command.history(cfg, verbose=verbose)
+            # the composed scripts (as alembic history prints them): squashed branches read
+            # the way the runtime reads them
+            for item in script_directory(cfg).walk_revisions():
+                cfg.print_stdout(
+                    item.cmd_format(
+                        verbose=verbose,
+                        include_branches=True,
+                        include_doc=True,
+                        include_parents=True,
+                    )
+                )
 
 
 def heads_cmd(
@@ -359,8 +370,12 @@ def heads_cmd(
     with reporting_errors():
         cfg, _masked = _config(config, database_url)
         with _alembic_errors():
-            command.heads(cfg, verbose=False)
             scripts = script_directory(cfg)
+            for item in scripts.get_revisions(scripts.get_heads()):
+                assert item is not None
+                cfg.print_stdout(
+                    item.cmd_format(False, include_branches=True, tree_indicators=False)
+                )
             final = final_heads(scripts)
         if set(final) != set(scripts.get_heads()):
             console.print(
@@ -419,6 +434,34 @@ def adopt_cmd(
         _report_orphans(cfg, ())
 
 
+def squash_cmd(
+    plugin: Annotated[str, typer.Option("--plugin", help="The plugin whose branch to squash.")],
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Message of the squashed revision.")
+    ] = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigPath = Path("alembic.ini"),
+) -> None:
+    """Replace a plugin's branch by one revision; databases on the old chain still upgrade.
+
+    The old revision files move to replaced/ beside the new one: ship them until every
+    database is at the squashed revision or later (docs/migrations.md). Verified on scratch
+    SQLite databases before anything is kept; the database at --database-url is not touched."""
+    with reporting_errors():
+        cfg, _masked = _config(config, database_url)
+        with _alembic_errors():
+            written = asyncio.run(squash(cfg, plugin, message))
+        replaced = getattr(written.module, "replaces", ())
+        console.print(
+            f"Squashed {len(replaced)} revision(s) of {escape(plugin)} into "
+            f"[bold]{written.revision}[/]: {escape(written.path)}"
+        )
+        console.print(
+            f"  The replaced files are in {escape(str(Path(written.path).parent / 'replaced'))}: "
+            "keep shipping them until every database is at the squashed revision or later."
+        )
+
+
 def diagram_cmd(
     plugin: Annotated[
         str | None,
@@ -456,6 +499,7 @@ def register(app: typer.Typer) -> None:
     db.command("stamp", context_settings=relative)(stamp_cmd)
     db.command("sql", context_settings=relative)(sql_cmd)
     db.command("adopt")(adopt_cmd)
+    db.command("squash")(squash_cmd)
     db.command("diagram")(diagram_cmd)
     db.command("wait")(wait_cmd)  # issue 13: cli/_wait.py
     app.add_typer(db, name="db")

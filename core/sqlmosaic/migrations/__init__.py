@@ -24,6 +24,7 @@ from ._commands import (
 )
 from ._config import MosaicConfig, alembic_config, standalone_config
 from ._runtime import AppliedRevision, run_env
+from ._squash import squash
 
 __all__ = [
     "AppliedRevision",
@@ -40,6 +41,7 @@ __all__ = [
     "orphans",
     "revision",
     "run_env",
+    "squash",
     "stamp",
     "standalone_config",
     "upgrade",

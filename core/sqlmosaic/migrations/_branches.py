@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import RevisionMap
 from alembic.util import CommandError, coerce_resource_to_filename
 
 from .._exceptions import MigrationError
+from ._replaced import final_replacer, forget_loaded, install_view, loaded_scripts, replacements
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -88,13 +88,14 @@ def compose_script(script: ScriptDirectory, plugins: PluginSet | None) -> bool:
     """
     have = [Path(p).absolute() for p in script._version_locations]
     missing = [p for p in history_dirs(plugins).values() if p.absolute() not in have]
-    if not missing:
-        return False
-    script.version_locations = [str(p) for p in [*have, *missing]]
-    for memo in ("_version_locations", "_singular_version_location"):
-        script.__dict__.pop(memo, None)
-    script.revision_map = RevisionMap(script._load_revisions)
-    return True
+    if missing:
+        script.version_locations = [str(p) for p in [*have, *missing]]
+        for memo in ("_version_locations", "_singular_version_location"):
+            script.__dict__.pop(memo, None)
+        forget_loaded(script)
+    # squashed revisions: references to the revisions they replaced read as the squashed one
+    install_view(script)
+    return bool(missing)
 
 
 def owner_of(script: Script, dirs: Mapping[str, Path]) -> str | None:
@@ -137,6 +138,22 @@ def _known(script_dir: ScriptDirectory, current: Sequence[str]) -> None:
         try:
             script_dir.get_revision(rev)
         except CommandError:
+            main, replaced = loaded_scripts(script_dir)
+            replaced_by = replacements([*main, *replaced])
+            if rev in replaced_by:
+                squashed = final_replacer(replaced_by, rev)
+                kept = rev in {item.revision for item in replaced}
+                raise MigrationError(
+                    f"the database records revision {rev!r}, which the squashed revision "
+                    f"{squashed!r} replaced: "
+                    + (
+                        "'mosaic db upgrade' applies the rest of the replaced revisions, then "
+                        "moves it to the squashed history"
+                        if kept
+                        else "the replaced revisions are no longer shipped (their replaced/ "
+                        "folder was deleted): upgrade with the release that still has them"
+                    )
+                ) from None
             raise MigrationError(
                 f"the database records revision {rev!r}, which none of the loaded histories "
                 "(the host's and the enabled plugins') contains: it belongs to a disabled or "

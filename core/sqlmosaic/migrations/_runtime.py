@@ -25,6 +25,7 @@ from alembic import context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep
 from alembic.util import CommandError
+from sqlalchemy import column, table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,7 +36,9 @@ from .._settings import MosaicSettings
 from .._url import mask_password
 from ._branches import compose_script, guard_steps, revision_hook
 from ._config import CONFIGURE_LOGGING_KEY, CONNECTION_KEY, ON_APPLY_KEY, PROCESS_REVISION_KEY
+from ._replaced import implied_heads, settle
 from ._setup import (
+    VERSION_TABLE,
     comparison_options,
     connect,
     create_migration_engine,
@@ -225,10 +228,14 @@ def _run_on_connection(connection: Connection, config: Config) -> None:
         _wrap_steps(migration_context, tracker)
         with context.begin_transaction():
             start_heads = migration_context.get_current_heads()
+            # a database still on revisions a squashed one replaced: read the old chain
+            caught_up = settle(context.script, start_heads)
             if dialect == "postgresql":
                 for statement in _postgres_preamble(settings):
                     connection.exec_driver_sql(statement)
             context.run_migrations()
+            if caught_up:
+                _tidy_versions(connection, migration_context, context.script)
             if sqlite and transactional and not external and tracker.applied:
                 _check_sqlite_foreign_keys(connection, tracker.applied, start_heads)
     except (MigrationError, CommandError):
@@ -243,6 +250,13 @@ def _run_on_connection(connection: Connection, config: Config) -> None:
     applied = config.attributes.get(APPLIED_KEY)
     if isinstance(applied, list):
         applied.extend(tracker.applied)
+
+
+def _tidy_versions(connection: Connection, ctx: MigrationContext, script: Any) -> None:
+    """After a catch-up run (a squashed branch): drop recorded revisions another one implies."""
+    version = table(VERSION_TABLE, column("version_num"))
+    for rev in implied_heads(script, ctx.get_current_heads()):
+        connection.execute(version.delete().where(version.c.version_num == rev))
 
 
 def _wrap_steps(migration_context: MigrationContext, tracker: _Tracker) -> None:
