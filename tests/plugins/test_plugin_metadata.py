@@ -67,6 +67,25 @@ def test_mosaic_models_tables_are_merged_and_tagged_with_their_owner() -> None:
     assert both.metadata.naming_convention == NAMING_CONVENTION
 
 
+async def test_a_started_host_never_builds_the_merged_copy(tmp_path: Path) -> None:
+    # The copies are most of loading's cost at scale (docs/performance.md) and a running host
+    # maps the models' own tables: only migrations, checks and create_all ask for the copy.
+    mosaic = Mosaic(settings(tmp_path, ["accounts", "tasks"]))
+    await mosaic.start()
+    try:
+        assert mosaic.plugins.owners == {
+            **dict.fromkeys(ACCOUNTS_TABLES, "accounts"),
+            **dict.fromkeys(TASKS_TABLES, "tasks"),
+        }
+        assert "metadata" not in vars(mosaic.plugins)  # the cached property was never computed
+        merged = mosaic.metadata
+        assert "metadata" in vars(mosaic.plugins)
+        assert mosaic.metadata is merged  # built once
+        assert owners(merged) == dict(mosaic.plugins.owners)
+    finally:
+        await mosaic.stop()
+
+
 def test_two_hosts_with_different_allowlists_get_different_metadata(tmp_path: Path) -> None:
     small = Mosaic(settings(tmp_path, ["accounts"]))
     large = Mosaic(settings(tmp_path, ["accounts", "tasks"]))
