@@ -17,7 +17,7 @@ Two steps, run at different times:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.exc import NoReferencedTableError
@@ -50,11 +50,16 @@ TablesByPlugin = Sequence[tuple[str, Sequence[Table]]]
 
 
 def check_tables(
-    tables_by_plugin: TablesByPlugin, requires: Mapping[str, frozenset[str]]
+    tables_by_plugin: TablesByPlugin,
+    requires: Mapping[str, frozenset[str]],
+    *,
+    disabled: Callable[[str], Sequence[tuple[str, str]]] | None = None,
 ) -> dict[str, str]:
     """Check each plugin's tables (in load order); return ``{table key: owning plugin}``.
 
-    ``requires`` maps a plugin to every plugin it depends on, transitively.
+    ``requires`` maps a plugin to every plugin it depends on, transitively. ``disabled(table)``
+    names the installed but disabled plugins defining ``table`` as ``(plugin, reason)`` pairs,
+    for the message of a foreign key into no enabled plugin's table.
 
     :raises DuplicateTableError: two plugins define the same table (both named).
     :raises ForeignKeyScopeError: a foreign key into a table of no enabled plugin, or of a plugin
@@ -77,7 +82,7 @@ def check_tables(
                 )
             owners[key] = plugin
             originals[key] = table
-    _check_foreign_keys(originals, owners, requires)
+    _check_foreign_keys(originals, owners, requires, disabled)
     _link_foreign_keys(originals)
     return owners
 
@@ -118,7 +123,10 @@ def _link_foreign_keys(originals: Mapping[str, Table]) -> None:
 
 
 def _check_foreign_keys(
-    tables: Mapping[str, Table], owners: Mapping[str, str], requires: Mapping[str, frozenset[str]]
+    tables: Mapping[str, Table],
+    owners: Mapping[str, str],
+    requires: Mapping[str, frozenset[str]],
+    disabled: Callable[[str], Sequence[tuple[str, str]]] | None,
 ) -> None:
     for table in tables.values():
         plugin = owners[table.key]
@@ -128,9 +136,11 @@ def _check_foreign_keys(
             owner = owners.get(target)
             where = f"plugin {plugin!r}: {table.key}.{column} references {fk.target_fullname!r}"
             if owner is None:
+                off = disabled(target) if disabled is not None else ()
                 raise ForeignKeyScopeError(
-                    f"{where}, but no enabled plugin defines table {target!r}",
-                    plugins=(plugin,),
+                    f"{where}, but no enabled plugin defines table {target!r}"
+                    + _disabled_hint(plugin, off),
+                    plugins=(plugin, *(name for name, _ in off)),
                 )
             if owner != plugin and owner not in requires.get(plugin, frozenset()):
                 raise ForeignKeyScopeError(
@@ -138,3 +148,17 @@ def _check_foreign_keys(
                     f"return {owner!r} from {plugin}'s mosaic_requires()",
                     plugins=(plugin, owner),
                 )
+
+
+def _disabled_hint(plugin: str, off: Sequence[tuple[str, str]]) -> str:
+    """``; it is defined by plugin 'x', which is installed but disabled (...)``, or ``""``."""
+    if not off:
+        return ""
+    fixes = {"blocked": "remove it from MOSAIC_BLOCKED_PLUGINS"}
+    parts = [
+        f"plugin {name!r}, which is installed but disabled ({reason}): "
+        f"{fixes.get(reason, 'add it to MOSAIC_PLUGINS')} and return {name!r} from "
+        f"{plugin}'s mosaic_requires()"
+        for name, reason in off
+    ]
+    return "; it is defined by " + "; or by ".join(parts)

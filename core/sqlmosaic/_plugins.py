@@ -36,6 +36,7 @@ from ._exceptions import (
 )
 from ._gc import collector_paused
 from ._metadata import check_tables, merge_tables
+from ._plugin_source import disabled_definers
 from ._repository import Repository
 
 __all__ = ["PluginInfo", "PluginSet", "SkippedPlugin", "load_plugins", "make_plugin_manager"]
@@ -278,7 +279,10 @@ def load_plugins(
     repos = {name: _repositories(_call(pm, "mosaic_repositories", name), name) for name in order}
     histories = {name: _migrations(_call(pm, "mosaic_migrations", name), name) for name in order}
     closure = _closure(requires)
-    owners = check_tables([(name, [m.__table__ for m in models[name]]) for name in order], closure)
+    off = disabled_definers([(s.name, s.reason, candidates[s.name]) for s in skipped])
+    owners = check_tables(
+        [(name, [m.__table__ for m in models[name]]) for name in order], closure, disabled=off
+    )
     registry = _repository_registry(order, repos, owners)
     infos = tuple(
         PluginInfo(

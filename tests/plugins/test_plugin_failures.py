@@ -267,13 +267,71 @@ def test_foreign_key_into_a_plugin_that_is_not_required_names_both(broken: None)
     )
 
 
-def test_foreign_key_into_a_plugin_that_is_not_enabled_names_the_plugin(broken: None) -> None:
+def test_foreign_key_into_a_plugin_that_is_not_enabled_names_the_plugin(
+    installed: Install, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every installed test plugin is off except sneaky: only accounts defines table "user",
+    # so only accounts is named; its source is read, no disabled plugin is imported.
+    monkeypatch.delenv("MOSAIC_TEST_TRIPWIRE_IMPORTED", raising=False)
+    installed("broken", "notes", "audit", "tripwire")
     with pytest.raises(ForeignKeyScopeError) as err:
         load_plugins(allow=["sneaky"])
-    assert err.value.plugins == ("sneaky",)
+    assert err.value.plugins == ("sneaky", "accounts")
     assert str(err.value) == (
         "plugin 'sneaky': sneaky_comment.user_id references 'user.id', but no enabled plugin "
-        "defines table 'user'"
+        "defines table 'user'; it is defined by plugin 'accounts', which is installed but "
+        "disabled (not in allowlist): add it to MOSAIC_PLUGINS and return 'accounts' from "
+        "sneaky's mosaic_requires()"
+    )
+    assert "MOSAIC_TEST_TRIPWIRE_IMPORTED" not in os.environ
+    assert not [m for m in sys.modules if m.startswith(("mosaic_test_notes", "mosaic_test_audit"))]
+
+
+def test_foreign_key_into_a_blocked_plugin_says_it_is_blocked(broken: None) -> None:
+    with pytest.raises(ForeignKeyScopeError) as err:
+        load_plugins(allow=["sneaky", "accounts"], block=["accounts"])
+    assert err.value.plugins == ("sneaky", "accounts")
+    assert str(err.value).endswith(
+        "defines table 'user'; it is defined by plugin 'accounts', which is installed but "
+        "disabled (blocked): remove it from MOSAIC_BLOCKED_PLUGINS and return 'accounts' from "
+        "sneaky's mosaic_requires()"
+    )
+
+
+def test_foreign_key_into_a_table_two_disabled_plugins_define_names_both(
+    installed: Install,
+) -> None:
+    installed("broken", "globaldup")
+    with pytest.raises(ForeignKeyScopeError) as err:
+        load_plugins(allow=["sneaky"])
+    assert err.value.plugins == ("sneaky", "aaclash", "accounts")
+    message = str(err.value)
+    assert "defined by plugin 'aaclash', which is installed but disabled" in message
+    assert "; or by plugin 'accounts', which is installed but disabled" in message
+    assert "'globa'" not in message
+    assert "gadget" not in SQLModel.metadata.tables  # read, not imported
+
+
+def test_foreign_key_into_no_installed_plugin_names_none(broken: None) -> None:
+    class _Base(SQLModel, registry=registry(metadata=MetaData())):
+        pass
+
+    class Orphan(_Base, table=True):
+        __tablename__ = "orphan_ref"
+        id: int | None = Field(default=None, primary_key=True)
+        ghost_id: int = Field(foreign_key="ghost.id")
+
+    class _Orphans:
+        @hookimpl
+        def mosaic_models(self) -> list[type[Any]]:
+            return [Orphan]
+
+    with pytest.raises(ForeignKeyScopeError) as err:
+        load_plugins(allow=["accounts"], plugins={"orphans": _Orphans()})
+    assert err.value.plugins == ("orphans",)
+    assert str(err.value) == (
+        "plugin 'orphans': orphan_ref.ghost_id references 'ghost.id', but no enabled plugin "
+        "defines table 'ghost'"
     )
 
 
