@@ -1,6 +1,6 @@
 """A throwaway streaming replica of a throwaway primary (:mod:`._pgserver`), for tests and
-benchmarks: ``pg_basebackup -R -X stream`` (as the ``postgres`` OS user when root), started on
-a free loopback port in a private temp dir, with the primary's ``max_connections``::
+benchmarks: ``pg_basebackup -R -X stream -c fast`` (as the ``postgres`` OS user when root),
+started on a free loopback port in a private temp dir, with the primary's ``max_connections``::
 
     with running_postgres() as primary, running_replica(primary) as replica:
         ...
@@ -70,7 +70,11 @@ def start_replica(primary: PostgresServer, *, base_dir: Path | None = None) -> R
             os.chown(root, pw.pw_uid, pw.pw_gid)
         basebackup = _sibling(find_pg_bin("pg_ctl"), "pg_basebackup")
         cmd = [basebackup, "-h", primary.host, "-p", str(primary.port), "-U", SUPERUSER]
-        proc = _run([*cmd, "-D", str(root / "data"), "-R", "-X", "stream"], run_as, root)
+        # -c fast: an immediate checkpoint on the primary. The default ("spread") paces it over
+        # checkpoint_completion_target of checkpoint_timeout: 100 s measured for the first
+        # replica after a migration, against 1.2 s with "fast".
+        cmd += ["-D", str(root / "data"), "-R", "-X", "stream", "-c", "fast"]
+        proc = _run(cmd, run_as, root)
         if proc.returncode != 0:
             raise _error("pg_basebackup failed", proc, None)
         server = _start_in(root, port=None, os_user=run_as, extra_options=(), tmpdir=root)
