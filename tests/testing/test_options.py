@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 from pathlib import Path
 
@@ -28,6 +29,18 @@ def clean(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
         if name.startswith(("PYTEST_XDIST", "MOSAIC_")):
             monkeypatch.delenv(name)
     return pytester
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugins_imported() -> None:
+    """Import the installed plugins before any pytester exists.
+
+    The runs here are in process: pytester forgets every module imported after it was created,
+    and a plugin's models imported a second time re-register their classes (an SAWarning, fatal
+    under -W error). Imported first, the plugins stay imported.
+    """
+    for entry_point in importlib.metadata.entry_points(group="sqlmosaic"):
+        entry_point.load()
 
 
 # In-process runs: pytest-alembic's plugin, loaded fresh into the inner run, uses a marker the
@@ -111,16 +124,16 @@ def test_nothing_configured(clean: pytest.Pytester) -> None:
     ],
 )
 def test_bad_values_are_usage_errors(clean: pytest.Pytester, args: list[str], message: str) -> None:
-    result = clean.runpytest_subprocess(*args)
+    clean.makefile(".ini", pytest=ASYNCIO)
+    result = clean.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
 
 
 def test_header_never_shows_the_password(clean: pytest.Pytester) -> None:
+    clean.makefile(".ini", pytest=ASYNCIO)
     clean.makepyfile("def test_nothing(): pass")
-    result = clean.runpytest_subprocess(
-        "--mosaic-pg-host", "db.internal", "--mosaic-pg-password", "s3cr3t-pw"
-    )
+    result = clean.runpytest("--mosaic-pg-host", "db.internal", "--mosaic-pg-password", "s3cr3t-pw")
     result.stdout.fnmatch_lines(["*existing server postgres:***@db.internal:5432*"])
     assert "s3cr3t-pw" not in result.stdout.str() + result.stderr.str()
 
@@ -158,9 +171,7 @@ async def test_function_loop_is_explained(mosaic_backend, mosaic_session):
 def test_markers_plugins_option_and_loop_scope_guard(clean: pytest.Pytester) -> None:
     clean.makefile(".ini", pytest=INI)
     clean.makepyfile(test_inner=TESTS)
-    result = clean.runpytest_subprocess(
-        "--mosaic-backends", "sqlite", "--mosaic-plugins", "accounts", "-v", timeout=300
-    )
+    result = clean.runpytest("--mosaic-backends", "sqlite", "--mosaic-plugins", "accounts", "-v")
     result.assert_outcomes(passed=3, errors=2)
     result.stdout.fnmatch_lines_random(
         [
@@ -185,13 +196,13 @@ def test_only_sqlite_never_starts_postgresql(clean: pytest.Pytester) -> None:
             assert "_mosaic_pg_endpoint" not in request.fixturenames
         """
     )
-    result = clean.runpytest_subprocess("--mosaic-backends", "sqlite", timeout=300)
+    result = clean.runpytest("--mosaic-backends", "sqlite")
     result.assert_outcomes(passed=1)
 
 
 def test_missing_alembic_ini_is_explained(clean: pytest.Pytester) -> None:
     clean.makefile(".ini", pytest=INI.replace(str(ROOT / "alembic.ini"), "nowhere/alembic.ini"))
     clean.makepyfile("async def test_it(mosaic_backend, mosaic_session): pass")
-    result = clean.runpytest_subprocess("--mosaic-backends", "sqlite", timeout=300)
+    result = clean.runpytest("--mosaic-backends", "sqlite")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*nowhere/alembic.ini* not found*--mosaic-alembic-ini*"])
