@@ -24,6 +24,7 @@ from .._exceptions import MigrationError
 from ..migrations import (
     AppliedRevision,
     adopt,
+    adopt_foreign,
     alembic_config,
     check,
     current,
@@ -420,16 +421,30 @@ def sql_cmd(
 
 
 def adopt_cmd(
+    from_foreign_history: Annotated[
+        bool,
+        typer.Option(
+            "--from-foreign-history",
+            help="The database is under another Alembic history (an application's own "
+            "revisions): replace them by sqlmosaic's heads.",
+        ),
+    ] = False,
     database_url: DatabaseUrl = None,
     config: ConfigPath = Path("alembic.ini"),
 ) -> None:
-    """Stamp a database created outside Alembic at heads, if it matches the models."""
+    """Stamp a database made outside sqlmosaic's migrations at the heads, if it matches the
+    models (names included); nothing is written otherwise."""
     with reporting_errors():
         cfg, masked = _config(config, database_url)
         with _alembic_errors():
-            stamped = asyncio.run(adopt(cfg))
+            if from_foreign_history:
+                done = asyncio.run(adopt_foreign(cfg))
+                replaced, stamped = done.replaced, done.stamped
+            else:
+                replaced, stamped = (), asyncio.run(adopt(cfg))
+        was = f" (was {', '.join(replaced)}, of the other history)" if replaced else ""
         console.print(
-            f"[bold green]Adopted:[/] {masked} matches the models; stamped at {_at(stamped)}."
+            f"[bold green]Adopted:[/] {masked} matches the models; stamped at {_at(stamped)}{was}."
         )
         _report_orphans(cfg, ())
 

@@ -8,7 +8,7 @@ from sync code, ``alembic.command.*`` on :func:`alembic_config`'s result.
 
 from __future__ import annotations
 
-from ._adopt import adopt
+from ._adopt import Adoption, adopt, adopt_foreign
 from ._commands import (
     check,
     current,
@@ -27,9 +27,11 @@ from ._runtime import AppliedRevision, run_env
 from ._squash import squash
 
 __all__ = [
+    "Adoption",
     "AppliedRevision",
     "MosaicConfig",
     "adopt",
+    "adopt_foreign",
     "alembic_config",
     "check",
     "current",
