@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from sqlmosaic import MigrationError, SchemaDriftError
 from sqlmosaic.migrations import alembic_config
@@ -106,10 +107,19 @@ def downgrade() -> None:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def project(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mosaic_pg_url: str
+) -> pytest.Pytester:
     for name in list(os.environ):
         if name.startswith(("PYTEST_XDIST", "MOSAIC_TEST_")):
             monkeypatch.delenv(name)
+    # The inner runs use this session's PostgreSQL server (their databases are named after
+    # their own pid) instead of starting one each: the server paths are tested in
+    # test_plugin_runs.py, the migration checks here.
+    server = make_url(mosaic_pg_url)
+    monkeypatch.setenv("MOSAIC_TEST_PG_HOST", str(server.host))
+    monkeypatch.setenv("MOSAIC_TEST_PG_PORT", str(server.port))
+    monkeypatch.setenv("MOSAIC_TEST_PG_USER", str(server.username))
     shutil.copy(ROOT / "alembic.ini", pytester.path / "alembic.ini")
     shutil.copytree(
         ROOT / "alembic", pytester.path / "alembic", ignore=shutil.ignore_patterns("__pycache__")
@@ -129,6 +139,7 @@ def _edit_first_revision(path: Path, old: str, new: str) -> None:
 def test_items_pass_on_the_real_migrations(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("-v", timeout=300)
     result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines(["sqlmosaic: *postgresql: existing server postgres@*"])
     result.stdout.fnmatch_lines_random(
         [
             "conftest.py::sqlmosaic-migrations::test_single_head_per_branch PASSED*",
