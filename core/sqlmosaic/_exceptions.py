@@ -4,6 +4,8 @@ The hierarchy::
 
     MosaicError
     ├── ConfigurationError            invalid settings (names the setting; passwords masked)
+    │   └── PgBouncerSettingError     a prepared statement missing on the server connection:
+    │                                 behind PgBouncer's transaction pooling, set MOSAIC_PGBOUNCER
     ├── PluginError                   names the plugin(s) at fault; raised at startup
     │   ├── PluginImportError         the plugin's entry point or module failed to import
     │   ├── PluginHookError           a hook implementation has the wrong signature or return value
@@ -45,6 +47,7 @@ __all__ = [
     "MigrationError",
     "MosaicError",
     "NotFoundError",
+    "PgBouncerSettingError",
     "PluginCycleError",
     "PluginDependencyError",
     "PluginError",
@@ -69,6 +72,15 @@ class ConfigurationError(MosaicError):
     def __init__(self, message: str, *, setting: str | None = None) -> None:
         super().__init__(message)
         self.setting = setting
+
+
+class PgBouncerSettingError(ConfigurationError):
+    """The server connection does not have a statement the driver prepared (SQLSTATE 26000 or
+    42P05): the URL points at PgBouncer in transaction pooling mode and ``MOSAIC_PGBOUNCER`` is
+    not set, so consecutive transactions ran on different server connections."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, setting="MOSAIC_PGBOUNCER")
 
 
 # --------------------------------------------------------------------------- plugins

@@ -18,6 +18,7 @@ from ._exceptions import (
     DatabaseUnavailableError,
     InvalidQueryError,
     MosaicError,
+    PgBouncerSettingError,
     RepositoryError,
 )
 
@@ -40,6 +41,9 @@ _PG_KINDS = {
     "23514": "check",
     "23P01": "exclusion",
 }
+#: invalid_sql_statement_name ("prepared statement ... does not exist") and
+#: duplicate_prepared_statement: a statement cache behind PgBouncer's transaction pooling.
+_PREPARED_STATEMENT_SQLSTATES = frozenset({"26000", "42P05"})
 _UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin shutdown
 #: invalid authorization (28000 role may not log in, 28P01 wrong password) and a database that
 #: does not exist (3D000): the host's configuration, not the request; 503 like a down server.
@@ -224,6 +228,12 @@ def translate_error(exc: BaseException) -> MosaicError | None:
         if state == "57014":  # query_canceled: statement_timeout, or a cancel request
             return DatabaseUnavailableError(
                 "the database cancelled the statement (statement_timeout or a cancel request)"
+            )
+        if state in _PREPARED_STATEMENT_SQLSTATES:
+            return PgBouncerSettingError(
+                f"a prepared statement is missing on the server connection (SQLSTATE {state}): "
+                "the database URL reaches PgBouncer in transaction pooling mode; set "
+                "MOSAIC_PGBOUNCER=1 (no statement cache, a unique name per statement)"
             )
         missing = _missing_table(exc, state)
         if missing is not None:

@@ -25,6 +25,7 @@ from sqlmosaic import (
     Database,
     Mosaic,
     MosaicSettings,
+    PgBouncerSettingError,
     RepositoryError,
     Retry,
     create_engine,
@@ -84,6 +85,35 @@ async def test_without_the_setting_cached_statements_break(bounced_url: str) -> 
     errors = await same_statement_in_turns(bounced_url, pgbouncer=False)
     assert errors, "expected 'prepared statement ... does not exist' without MOSAIC_PGBOUNCER"
     assert all("prepared statement" in error for error in errors), errors
+
+
+async def test_without_the_setting_a_repository_says_to_set_it(bounced_url: str) -> None:
+    """The same traffic through repositories and units of work: not a bare "database error",
+    but :class:`PgBouncerSettingError` telling the user to set ``MOSAIC_PGBOUNCER``."""
+    database = Database(MosaicSettings.load(database_url=bounced_url, pgbouncer=False))
+    seen: list[PgBouncerSettingError] = []
+    async with database:
+        async with database.transaction() as session:
+            await UserRepository(session).add(User(email="bounced@example.com", name="B"))
+        async with database.engine.connect() as other:
+            for _round in range(3):
+                for holder_turn in (False, True):
+                    if holder_turn:
+                        # another client takes the server connection just used: the next unit
+                        # runs on the other one, where the cached statement was never prepared
+                        await other.execute(text("SELECT 1"))
+                    try:
+                        async with database.transaction(read_only=True) as session:
+                            await UserRepository(session).count()
+                    except PgBouncerSettingError as exc:
+                        seen.append(exc)
+                await other.commit()
+    assert seen, "expected PgBouncerSettingError without MOSAIC_PGBOUNCER"
+    for error in seen:
+        assert error.setting == "MOSAIC_PGBOUNCER"
+        assert "MOSAIC_PGBOUNCER=1" in str(error)
+        assert "SQLSTATE" in str(error)
+        assert "secret" not in str(error) and "bounced@" not in str(error)
 
 
 async def test_with_the_setting_the_same_traffic_works(bounced_url: str) -> None:
