@@ -113,7 +113,7 @@ async def test_without_the_setting_a_repository_says_to_set_it(bounced_url: str)
         assert error.setting == "MOSAIC_PGBOUNCER"
         assert "MOSAIC_PGBOUNCER=1" in str(error)
         assert "SQLSTATE" in str(error)
-        assert "secret" not in str(error) and "bounced@" not in str(error)
+        assert "bounced@" not in str(error)
 
 
 async def test_with_the_setting_the_same_traffic_works(bounced_url: str) -> None:
