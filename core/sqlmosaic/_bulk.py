@@ -14,6 +14,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert as sa_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ._binds import note_write
 from ._exceptions import InvalidQueryError
 from ._gc import paused_collector
 from ._plans import ModelPlan
@@ -94,7 +95,9 @@ async def copy_many(session: AsyncSession, plan: ModelPlan, rows: Sequence[Any])
                 runs.append((keys, []))
                 last = keys
             runs[-1][1].append(row)
-    connection = await session.connection()
+    # the model's own database (MOSAIC_BINDS), and the binds check learns of the write
+    connection = await session.connection(bind_arguments={"mapper": plan.mapper})
+    note_write(session.sync_session, connection.sync_connection)
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "asyncpg":
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection

@@ -13,9 +13,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ._binds import BIND_NAMES_KEY, BindPlan, BindsSession
 from ._engine import create_engine, create_session_factory
 from ._exceptions import ConfigurationError, DatabaseUnavailableError
 from ._replicas import ReplicaSet, after_write_hook, replica_has_replayed, written_lsn
@@ -28,6 +30,7 @@ from ._uow import (
     run_in_transaction,
     transaction,
 )
+from ._url import mask_url
 
 __all__ = ["Database"]
 
@@ -42,7 +45,9 @@ class Database:
     bound to a connection inside an outer transaction); an injected engine is not disposed.
 
     With ``MOSAIC_READ_REPLICA_URLS`` (and no injected session factory), read-only units of work
-    it opens go to the replicas (see :mod:`sqlmosaic._replicas`).
+    it opens go to the replicas (see :mod:`sqlmosaic._replicas`). With ``MOSAIC_BINDS``, the
+    host (:class:`~sqlmosaic.Mosaic`) hands over which tables live where (:meth:`use_binds`)
+    and sessions route each table to its database (see :mod:`sqlmosaic._binds`).
     """
 
     def __init__(
@@ -58,6 +63,17 @@ class Database:
         self._engine: AsyncEngine | None = None
         self._factory: async_sessionmaker[AsyncSession] | None = None
         self._replicas: ReplicaSet | None = None
+        self._bind_plan: BindPlan | None = None
+        self._bind_tables: dict[str, list[Table]] = {}
+        self._binds_known = False
+        self._bind_engines: list[AsyncEngine] = []
+
+    def use_binds(self, plan: BindPlan | None, tables: dict[str, list[Table]]) -> None:
+        """Route ``tables[url]`` to a database of its own at ``url`` (``plan``: from
+        :func:`~sqlmosaic._binds.plan_binds`). Called by the host before :meth:`connect`."""
+        if self._factory is not None:
+            raise ConfigurationError("binds must be set before connect()", setting="MOSAIC_BINDS")
+        self._bind_plan, self._bind_tables, self._binds_known = plan, tables, True
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -70,13 +86,16 @@ class Database:
         elif self._injected_factory is None:
             self._engine = create_engine(self.settings)
             _log.info("engine created for %s", self.settings.masked_url)
-        if self.settings.read_replica_urls and self._injected_factory is None:
-            assert self._engine is not None
+        if self._injected_factory is not None:
+            self._factory = self._injected_factory  # routing is its maker's business
+            return self
+        assert self._engine is not None
+        options = self._bind_options()
+        if self.settings.read_replica_urls:
             # writing units of work (also on a session from this factory handed to
             # ``transaction()`` by a host) remember their commit's WAL position
-            self._factory = create_session_factory(
-                self._engine, info={AFTER_WRITE_KEY: after_write_hook(self._engine)}
-            )
+            options.setdefault("info", {})[AFTER_WRITE_KEY] = after_write_hook(self._engine)
+            self._factory = create_session_factory(self._engine, **options)
             self._replicas = ReplicaSet(
                 [
                     create_engine(self.settings.model_copy(update={"database_url": url}))
@@ -86,8 +105,41 @@ class Database:
             )
             _log.info("read replicas: %s", ", ".join(self.settings.masked_replica_urls))
         else:
-            self._factory = self._injected_factory or create_session_factory(self._engine)
+            self._factory = create_session_factory(self._engine, **options)
         return self
+
+    def _bind_options(self) -> dict[str, Any]:
+        """Session factory options routing the bound plugins' tables (engines created here)."""
+        if self.settings.binds and not self._binds_known:
+            raise ConfigurationError(
+                "MOSAIC_BINDS routes plugins' tables, which only the host knows: use Mosaic, "
+                "or call Database.use_binds() before connect()",
+                setting="MOSAIC_BINDS",
+            )
+        plan = self._bind_plan
+        if plan is None:
+            return {}
+        binds: dict[Table, AsyncEngine] = {}
+        for url in plan.urls:
+            engine = create_engine(self.settings.model_copy(update={"database_url": url}))
+            self._bind_engines.append(engine)
+            binds.update(dict.fromkeys(self._bind_tables.get(url, ()), engine))
+        _log.info("binds: %s", ", ".join(f"{p}={u}" for p, u in self.masked_binds().items()))
+        return {
+            "binds": binds,
+            "sync_session_class": BindsSession,
+            "info": {BIND_NAMES_KEY: plan.names()},
+        }
+
+    def masked_binds(self) -> dict[str, str]:
+        """``{plugin: masked URL}`` of the plugins whose tables are on another database."""
+        plan = self._bind_plan
+        return {} if plan is None else {p: mask_url(u) for p, u in plan.plugin_urls.items()}
+
+    @property
+    def bind_engines(self) -> list[AsyncEngine]:
+        """The engines of the per-plugin binds (none before :meth:`connect`)."""
+        return list(self._bind_engines)
 
     async def dispose(self) -> None:
         """Dispose the engine this object created (an injected one is left alone)."""
@@ -95,6 +147,9 @@ class Database:
         replicas, self._replicas = self._replicas, None
         if replicas is not None:
             await replicas.dispose()
+        bound, self._bind_engines = self._bind_engines, []
+        for bind_engine in bound:
+            await bind_engine.dispose()
         if engine is not None and engine is not self._injected_engine:
             await engine.dispose()
             _log.info("engine disposed for %s", self.settings.masked_url)
@@ -263,4 +318,6 @@ class Database:
         described: dict[str, Any] = {"url": self.settings.masked_url, "connected": self.connected}
         if self.settings.read_replica_urls:
             described["read_replicas"] = self.settings.masked_replica_urls
+        if self._bind_plan is not None:
+            described["binds"] = self.masked_binds()
         return described

@@ -14,12 +14,14 @@ The hierarchy::
     │   ├── DuplicateTableError       two plugins define the same table
     │   ├── DuplicateRepositoryError  two repositories for the same model or key
     │   └── ForeignKeyScopeError      a foreign key into a plugin that is not required / enabled
+    │       └── CrossBindForeignKeyError  ... or into a table on another bind (MOSAIC_BINDS)
     ├── RepositoryError               raised by repositories and units of work
     │   ├── NotFoundError             no row for the given key
     │   ├── ConflictError             unique / foreign-key / check violation (names the constraint)
     │   ├── InvalidQueryError         bad field or operator, hidden field, limit over cap, cursor
     │   ├── RetriesExhaustedError     a retried unit of work kept failing with a retryable error
     │   ├── CommitOutcomeUnknownError the connection was lost during COMMIT: applied or not?
+    │   ├── CrossBindWriteError       a unit of work wrote to two binds: refused before COMMIT
     │   └── DatabaseUnavailableError  disconnects, timeouts from a hung server, pool timeouts;
     │                                 nothing was committed (safe to retry the unit of work)
     └── MigrationError                an Alembic operation failed (names the revision)
@@ -39,6 +41,8 @@ __all__ = [
     "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConflictError",
+    "CrossBindForeignKeyError",
+    "CrossBindWriteError",
     "DatabaseUnavailableError",
     "DuplicateRepositoryError",
     "DuplicateTableError",
@@ -130,6 +134,15 @@ class ForeignKeyScopeError(PluginError):
     """A foreign key points into a plugin that its owner does not require, or that is off."""
 
 
+class CrossBindForeignKeyError(ForeignKeyScopeError):
+    """A foreign key joins tables that ``MOSAIC_BINDS`` puts in different databases (no database
+    can enforce it). ``plugins`` and ``tables`` name both sides: the referencing one first."""
+
+    def __init__(self, message: str, *, plugins: Sequence[str], tables: Sequence[str]) -> None:
+        super().__init__(message, plugins=plugins)
+        self.tables = tuple(tables)
+
+
 # --------------------------------------------------------------------------- data access
 
 
@@ -216,6 +229,16 @@ class CommitOutcomeUnknownError(RepositoryError):
     and ``Repository.upsert``; see docs/reliability.md), then retrying is exactly-once.
     Deliberately not a :class:`DatabaseUnavailableError` ("not applied, retry later").
     """
+
+
+class CrossBindWriteError(RepositoryError):
+    """One unit of work wrote to tables on two binds (databases): refused before COMMIT, so
+    neither database committed anything. ``binds`` names them (URLs masked). Write to each
+    bind in a unit of its own (see docs/scaling.md: what is atomic and what is not)."""
+
+    def __init__(self, message: str, *, binds: Sequence[str]) -> None:
+        super().__init__(message)
+        self.binds = tuple(binds)
 
 
 # --------------------------------------------------------------------------- migrations

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import configure_mappers
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ._binds import plan_binds
 from ._database import Database
 from ._exceptions import ConfigurationError, PluginError
 from ._plugins import PluginSet, load_plugins
@@ -98,6 +99,11 @@ class Mosaic:
                 block=self.settings.blocked_plugins,
                 plugins=self._explicit,
                 discover=self._discover,
+            )
+            plan = plan_binds(self.settings, self._plugins)  # refuses cross-bind foreign keys
+            self.database.use_binds(
+                plan,
+                {url: plan.tables_on(self._plugins, url) for url in plan.urls} if plan else {},
             )
             skipped = ", ".join(f"{s.name} ({s.reason})" for s in self._plugins.skipped)
             _log.info(

@@ -64,6 +64,7 @@ from sqlalchemy.util import safe_reraise
 from sqlmodel import SQLModel, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from ._binds import note_write
 from ._exceptions import InvalidQueryError, RepositoryError
 from ._gc import paused_collector
 
@@ -199,6 +200,7 @@ class ModelPlan:
         transaction = session._autobegin_t()._begin()
         try:
             connection = transaction.connection(self.mapper)
+            note_write(session, connection)  # no flush events here: tell the binds check
             sqlite_rowid = connection.dialect.name == "sqlite" and self.rowid_key is not None
             for keys, members, rows in self._runs(objs):
                 stmt, returned = self.insert_statement(keys)

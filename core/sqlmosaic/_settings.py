@@ -110,6 +110,14 @@ class MosaicSettings(BaseSettings):
     read_replica_retry_after: float = Field(
         default=5.0, gt=0, description="seconds a replica that failed stays out of the rotation"
     )
+    binds: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            "Per-plugin binds, plugin=url,...: those plugins' tables live in that database "
+            "(their sessions route there; each such plugin migrates its own branch there)."
+        ),
+    )
     plugins: Annotated[list[str] | None, NoDecode] = Field(
         default=None, description="Allowlist of plugin names; None loads every installed plugin."
     )
@@ -132,6 +140,27 @@ class MosaicSettings(BaseSettings):
         if any(str(url).startswith("sqlite") for url in normalised):
             raise ValueError("read replicas are PostgreSQL servers (streaming replication)")
         return normalised
+
+    @field_validator("binds", mode="before")
+    @classmethod
+    def _binds(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            pairs: dict[str, str] = {}
+            for part in _split_names(value):
+                plugin, sep, url = part.partition("=")
+                if not sep or not plugin.strip() or not url.strip():
+                    raise ValueError(
+                        f"expected plugin=url, got {mask_password(part)!r} (comma-separated)"
+                    )
+                if plugin.strip() in pairs:
+                    raise ValueError(f"plugin {plugin.strip()!r} is bound twice")
+                pairs[plugin.strip()] = url.strip()
+            value = pairs
+        if not isinstance(value, dict):
+            return value
+        return {str(plugin): cls._normalise_url(url) for plugin, url in value.items()}
 
     @field_validator("database_url", mode="before")
     @classmethod
@@ -179,6 +208,11 @@ class MosaicSettings(BaseSettings):
     def masked_replica_urls(self) -> list[str]:
         """The read replicas' URLs with passwords masked, for display."""
         return [mask_url(url) for url in self.read_replica_urls]
+
+    @property
+    def masked_binds(self) -> dict[str, str]:
+        """``{plugin: URL}`` of the per-plugin binds, passwords masked, for display."""
+        return {plugin: mask_url(url) for plugin, url in self.binds.items()}
 
     @property
     def backend(self) -> str:

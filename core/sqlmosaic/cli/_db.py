@@ -76,6 +76,33 @@ def _config(config_path: Path, database_url: str | None) -> tuple[Config, str]:
 DEFAULT_INI = Path("alembic.ini")
 
 
+def _databases(config_path: Path, database_url: str | None, revision: str = "heads") -> list[Any]:
+    """The databases to run on (``MOSAIC_BINDS``: the primary, then each bind; see
+    ``migrations/_binds.py``). A revision only some of them know goes to those."""
+    from ..migrations._binds import bind_configs
+
+    cfg, _masked = _config(config_path, database_url)
+    found = bind_configs(cfg)
+    if len(found) == 1 or revision in {"heads", "head", "base"} or revision.lstrip("+-").isdigit():
+        return found
+    return [bind for bind in found if _knows(bind.config, revision)] or found
+
+
+def _knows(cfg: Config, revision: str) -> bool:
+    """Whether ``cfg``'s scripts have ``revision``'s revision or branch (``memos@base``: the
+    branch ``memos``; ``ae10+1``: ``ae10``)."""
+    named = revision.partition("@")[0] if "@" in revision else re.sub(r"[+-]\d+$", "", revision)
+    try:
+        script_directory(cfg).get_revisions(named)
+    except CommandError:
+        return False
+    return True
+
+
+def _named(bind: Any, many: bool) -> str:
+    return f"{bind.masked_url} ({bind.name})" if many else str(bind.masked_url)
+
+
 @contextmanager
 def _alembic_errors() -> Iterator[None]:
     """Alembic's own errors (unknown revision, ...) as :class:`MigrationError`."""
@@ -162,10 +189,11 @@ def upgrade_cmd(
     database_url: DatabaseUrl = None,
     config: ConfigPath = Path("alembic.ini"),
 ) -> None:
-    """Apply migrations up to REVISION (default: heads), in one transaction."""
+    """Apply migrations up to REVISION (default: heads), in one transaction (per database)."""
     with reporting_errors():
-        cfg, masked = _config(config, database_url)
-        _migrate(cfg, masked, revision, up=True)
+        binds = _databases(config, database_url, revision)
+        for bind in binds:
+            _migrate(bind.config, _named(bind, len(binds) > 1), revision, up=True)
 
 
 def downgrade_cmd(
@@ -173,10 +201,11 @@ def downgrade_cmd(
     database_url: DatabaseUrl = None,
     config: ConfigPath = Path("alembic.ini"),
 ) -> None:
-    """Revert migrations down to REVISION, in one transaction."""
+    """Revert migrations down to REVISION, in one transaction (per database)."""
     with reporting_errors():
-        cfg, masked = _config(config, database_url)
-        _migrate(cfg, masked, revision, up=False)
+        binds = _databases(config, database_url, revision)
+        for bind in reversed(binds):
+            _migrate(bind.config, _named(bind, len(binds) > 1), revision, up=False)
 
 
 def revision_cmd(
@@ -265,32 +294,43 @@ def check_cmd(
     database_url: DatabaseUrl = None,
     config: ConfigPath = Path("alembic.ini"),
 ) -> None:
-    """Fail (exit 1) if the models differ from the migrated database; report orphan tables."""
+    """Fail (exit 1) if the models differ from the migrated database; report orphan tables.
+    With MOSAIC_BINDS, every database is checked against the models that live there."""
     with reporting_errors():
-        cfg, masked = _config(config, database_url)
-        with _alembic_errors():
-            found = asyncio.run(check(cfg))
-        plugins = resolve_plugins(cfg)
-        orphaned = _report_orphans(cfg, plugins.skipped if plugins is not None else ())
-        if found:
+        binds = _databases(config, database_url)
+        failed = False
+        for bind in binds:
+            failed |= _check_one(bind.config, _named(bind, len(binds) > 1), strict=strict)
+        if failed:
+            raise typer.Exit(code=1)
+
+
+def _check_one(cfg: Config, masked: str, *, strict: bool) -> bool:
+    """Check one database; print what was found; whether it failed."""
+    with _alembic_errors():
+        found = asyncio.run(check(cfg))
+    plugins = resolve_plugins(cfg)
+    orphaned = _report_orphans(cfg, plugins.skipped if plugins is not None else ())
+    if found:
+        console.print(
+            f"[bold red]Drift:[/] {masked} (at heads) differs from the models in "
+            f"{len(found)} way(s):"
+        )
+        for line in found:
+            console.print(f"  - {escape(line)}")
+        console.print("Write a migration: mosaic db revision --autogenerate -m '...'")
+        if any(line.startswith("rename_") for line in found):
             console.print(
-                f"[bold red]Drift:[/] {masked} (at heads) differs from the models in "
-                f"{len(found)} way(s):"
+                "  Autogenerate does not write renames: rename those constraints/indexes by "
+                "hand (ALTER TABLE ... RENAME CONSTRAINT on PostgreSQL, a batch_alter_table "
+                "rebuild on SQLite)."
             )
-            for line in found:
-                console.print(f"  - {escape(line)}")
-            console.print("Write a migration: mosaic db revision --autogenerate -m '...'")
-            if any(line.startswith("rename_") for line in found):
-                console.print(
-                    "  Autogenerate does not write renames: rename those constraints/indexes by "
-                    "hand (ALTER TABLE ... RENAME CONSTRAINT on PostgreSQL, a batch_alter_table "
-                    "rebuild on SQLite)."
-                )
-            raise typer.Exit(code=1)
-        console.print(f"[bold green]OK:[/] the models match the migrations ({masked}).")
-        if strict and orphaned:
-            console.print("[bold red]--strict:[/] orphan tables present.")
-            raise typer.Exit(code=1)
+        return True
+    console.print(f"[bold green]OK:[/] the models match the migrations ({masked}).")
+    if strict and orphaned:
+        console.print("[bold red]--strict:[/] orphan tables present.")
+        return True
+    return False
 
 
 def _report_orphans(cfg: Config, skipped: Any) -> list[str]:
@@ -315,21 +355,26 @@ def current_cmd(
     database_url: DatabaseUrl = None,
     config: ConfigPath = Path("alembic.ini"),
 ) -> None:
-    """Show the revision(s) the database is at."""
+    """Show the revision(s) the database is at (with MOSAIC_BINDS: each database)."""
     with reporting_errors():
-        cfg, masked = _config(config, database_url)
-        at = asyncio.run(current(cfg))
-        scripts = script_directory(cfg)
-        tips = set(scripts.get_heads())
-        dirs = history_dirs(resolve_plugins(cfg))
-        console.print(f"Database: {masked}")
-        if not at:
-            console.print("  base (no revision applied, or not under Alembic)")
-        for rev in at:
-            console.print(f"  {rev}{_label(scripts, dirs, rev)}{' (head)' if rev in tips else ''}")
-        if at and set(at) == set(final_heads(scripts)) and len(tips) > len(at):
-            implied = ", ".join(sorted(tips - set(at)))
-            console.print(f"  at every head ({implied} applied as a dependency)")
+        binds = _databases(config, database_url)
+        for bind in binds:
+            _current_one(bind.config, _named(bind, len(binds) > 1))
+
+
+def _current_one(cfg: Config, masked: str) -> None:
+    at = asyncio.run(current(cfg))
+    scripts = script_directory(cfg)
+    tips = set(scripts.get_heads())
+    dirs = history_dirs(resolve_plugins(cfg))
+    console.print(f"Database: {masked}")
+    if not at:
+        console.print("  base (no revision applied, or not under Alembic)")
+    for rev in at:
+        console.print(f"  {rev}{_label(scripts, dirs, rev)}{' (head)' if rev in tips else ''}")
+    if at and set(at) == set(final_heads(scripts)) and len(tips) > len(at):
+        implied = ", ".join(sorted(tips - set(at)))
+        console.print(f"  at every head ({implied} applied as a dependency)")
 
 
 def _label(scripts: Any, dirs: Any, rev: str) -> str:
