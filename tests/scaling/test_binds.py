@@ -8,7 +8,6 @@ host's plugins stay on the primary (a fresh clone of the migrated template).
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from sqlmosaic import (
     create_session_factory,
     transaction,
 )
+from sqlmosaic._binds import BindsSession
 from sqlmosaic.migrations import alembic_config, check, current, downgrade, upgrade
 from sqlmosaic.migrations._binds import bind_configs
 
@@ -111,6 +111,11 @@ def user(n: int) -> User:
     return User(email=f"u{n}@example.com", name=f"U{n}")
 
 
+async def write_user_and_memo(uow: UnitOfWork) -> None:
+    await uow.repository(UserRepository).add(user(21))
+    await uow.repository(MemoRepository).add(Memo(author_email="u21@example.com", body="no"))
+
+
 # --------------------------------------------------------------------------- routing
 
 
@@ -165,7 +170,8 @@ async def test_a_unit_that_wrote_to_two_binds_is_refused_and_commits_nothing(
 ) -> None:
     async with host.unit_of_work() as uow:
         await uow.repository(MemoRepository).add(Memo(author_email="x@example.com", body="kept"))
-    with pytest.raises(CrossBindWriteError) as info:
+
+    async def write_both() -> None:
         async with host.unit_of_work() as uow:
             await uow.repository(UserRepository).add(user(9))
             memos_repo = uow.repository(MemoRepository)
@@ -179,6 +185,9 @@ async def test_a_unit_that_wrote_to_two_binds_is_refused_and_commits_nothing(
                 await uow.session.exec(update(Memo).values(body="changed"))
             else:  # pending, flushed by the commit itself
                 uow.session.add(Memo(author_email="x@example.com", body="lost"))
+
+    with pytest.raises(CrossBindWriteError) as info:
+        await write_both()
     error = info.value
     assert len(error.binds) == 2
     assert any("(primary)" in bind for bind in error.binds)
@@ -213,8 +222,7 @@ async def test_run_retries_nothing_and_raises_the_refusal(host: Mosaic) -> None:
     async def both(uow: UnitOfWork) -> None:
         nonlocal calls
         calls += 1
-        await uow.repository(UserRepository).add(user(12))
-        await uow.repository(MemoRepository).add(Memo(author_email="z@example.com", body="z"))
+        await write_user_and_memo(uow)
 
     with pytest.raises(CrossBindWriteError):
         await host.run(both)
@@ -299,9 +307,7 @@ async def test_a_database_without_the_host_refuses_binds() -> None:
 # --------------------------------------------------------------------------- migrations
 
 
-async def test_migrations_run_per_bind_up_and_down(
-    mosaic_fresh_url: str, second_url: str
-) -> None:
+async def test_migrations_run_per_bind_up_and_down(mosaic_fresh_url: str, second_url: str) -> None:
     primary_before = await count(mosaic_fresh_url, "alembic_version")
     binds = await migrate_binds(mosaic_fresh_url, second_url)
     assert [b.name for b in binds] == ["primary", "plugin memos"]
@@ -344,12 +350,9 @@ async def test_per_test_isolation_rolls_back_both_binds(
     try:
         async with engines[0].connect() as primary, engines[1].connect() as other:
             outer = [await primary.begin(), await other.begin()]
-            from sqlmosaic._binds import BindsSession
-
             factory = create_session_factory(
                 primary,
-                binds={m.__table__: other for info in plugins.plugins if info.name == "memos"
-                       for m in info.models},
+                binds={m.__table__: other for m in plugins.get("memos").models},
                 join_transaction_mode="create_savepoint",
                 sync_session_class=BindsSession,
             )
@@ -366,11 +369,7 @@ async def test_per_test_isolation_rolls_back_both_binds(
                     assert await uow.repository(MemoRepository).count() == 1
                     assert await uow.repository(UserRepository).count() == 1
                 with pytest.raises(CrossBindWriteError):  # the same refusal under isolation
-                    async with isolated.unit_of_work() as uow:
-                        await uow.repository(UserRepository).add(user(21))
-                        await uow.repository(MemoRepository).add(
-                            Memo(author_email="u21@example.com", body="refused")
-                        )
+                    await isolated.run(write_user_and_memo)
             finally:
                 await isolated.stop()
             for transaction_ in outer:
@@ -387,10 +386,14 @@ async def test_transaction_helper_on_a_bound_session(host: Mosaic, second_url: s
     async with host.session_factory() as session:
         async with transaction(session):
             await MemoRepository(session).add(Memo(author_email="t@example.com", body="t"))
-        with pytest.raises(CrossBindWriteError):
+
+        async def both() -> None:
             async with transaction(session):
                 await MemoRepository(session).add(Memo(author_email="t@example.com", body="u"))
                 await UserRepository(session).add(user(30))
+
+        with pytest.raises(CrossBindWriteError):
+            await both()
     assert await count(second_url, "memo") == 1
 
 
@@ -398,9 +401,7 @@ async def test_transaction_helper_on_a_bound_session(host: Mosaic, second_url: s
 
 
 @pytest.fixture
-def memos_installed(
-    mosaic_fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def memos_installed(mosaic_fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``memos`` discoverable as an installed plugin (a ``.dist-info`` with its entry point on
     ``sys.path``), as the ``mosaic`` command finds plugins. After ``mosaic_fresh_url``: the
     session's template database is migrated without it."""
