@@ -50,6 +50,7 @@ from .starlette import (
     install_exception_handlers,
     mosaic_error_handler,
     mosaic_lifespan,
+    read_only_transaction,
 )
 
 __all__ = [
@@ -59,11 +60,13 @@ __all__ = [
     "ErrorResponse",
     "ListParams",
     "MosaicDep",
+    "ReadOnlySessionDep",
     "SessionDep",
     "check_database",
     "error_response",
     "exception_handlers",
     "get_mosaic",
+    "get_read_only_session",
     "get_session",
     "install_exception_handlers",
     "list_query",
@@ -71,6 +74,7 @@ __all__ = [
     "mosaic_error_handler",
     "mosaic_lifespan",
     "parse_list_params",
+    "read_only_transaction",
     "repository_dependency",
 ]
 
@@ -102,13 +106,40 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def repository_dependency(repository: type[RepoT]) -> Callable[..., Awaitable[RepoT]]:
+async def get_read_only_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Dependency: a session inside a READ-ONLY unit of work, ended after the endpoint.
+
+    The same unit as ``mosaic.transaction(read_only=True)``: on a read replica when there are
+    any (``MOSAIC_READ_REPLICA_URLS``; round-robin, the primary when none is healthy or none
+    has replayed a write this request made before the dependency ran), and writes are refused.
+    A replica failing meanwhile: :class:`~sqlmosaic.DatabaseUnavailableError` (a 503 with the
+    installed handlers).
+    """
+    async with read_only_transaction(request) as session:
+        yield session
+
+
+ReadOnlySessionDep = Annotated[AsyncSession, Depends(get_read_only_session)]
+
+
+def repository_dependency(
+    repository: type[RepoT], *, read_only: bool = False
+) -> Callable[..., Awaitable[RepoT]]:
     """Dependency factory: ``repository`` bound to the request's session.
 
     ``Annotated[UserRepository, Depends(repository_dependency(UserRepository))]``. The
     repository must be registered by an enabled plugin (otherwise a 500 names it); it shares
     the session of :data:`SessionDep`, so reads and a unit of work in one request agree.
+    ``read_only=True``: it shares :data:`ReadOnlySessionDep` instead (a read replica when
+    there are any).
     """
+    if read_only:
+
+        async def read_only_dependency(request: Request, session: ReadOnlySessionDep) -> RepoT:
+            return get_mosaic(request).repository(repository, session)
+
+        read_only_dependency.__name__ = f"{repository.__name__}_read_only_dependency"
+        return read_only_dependency
 
     async def dependency(request: Request, session: SessionDep) -> RepoT:
         return get_mosaic(request).repository(repository, session)

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
@@ -58,6 +59,7 @@ __all__ = [
     "mosaic_error_handler",
     "mosaic_lifespan",
     "parse_list_params",
+    "read_only_transaction",
 ]
 
 _log = logging.getLogger("sqlmosaic.integrations")
@@ -139,6 +141,17 @@ def get_mosaic(connection: HTTPConnection) -> Mosaic:
             setting="lifespan",
         )
     return mosaic
+
+
+def read_only_transaction(connection: HTTPConnection) -> AbstractAsyncContextManager[AsyncSession]:
+    """``async with read_only_transaction(request) as session``: a new session in a READ-ONLY
+    unit of work, exactly ``mosaic.transaction(read_only=True)``: on a read replica when there
+    are any (``MOSAIC_READ_REPLICA_URLS``), on the primary after this request's own write until
+    a replica has replayed it; writes are refused."""
+    session: AbstractAsyncContextManager[AsyncSession] = get_mosaic(connection).transaction(
+        read_only=True
+    )
+    return session
 
 
 def list_params(request: Request, repository: type[Repository[Any]]) -> ListParams:
