@@ -17,7 +17,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ._binds import BIND_NAMES_KEY, BindPlan, BindsSession
+from ._binds import BIND_NAMES_KEY, BindPlan
 from ._engine import create_engine, create_session_factory
 from ._exceptions import ConfigurationError, DatabaseUnavailableError
 from ._replicas import ReplicaSet, after_write_hook, replica_has_replayed, written_lsn
@@ -126,8 +126,7 @@ class Database:
             binds.update(dict.fromkeys(self._bind_tables.get(url, ()), engine))
         _log.info("binds: %s", ", ".join(f"{p}={u}" for p, u in self.masked_binds().items()))
         return {
-            "binds": binds,
-            "sync_session_class": BindsSession,
+            "binds": binds,  # the factory's sessions then refuse cross-bind writes
             "info": {BIND_NAMES_KEY: plan.names()},
         }
 

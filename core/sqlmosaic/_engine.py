@@ -59,8 +59,16 @@ def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
 def create_session_factory(
     bind: AsyncEngine | Any, **kwargs: Any
 ) -> async_sessionmaker[AsyncSession]:
-    """The session factory: SQLModel's ``AsyncSession``, ``expire_on_commit=False``."""
+    """The session factory: SQLModel's ``AsyncSession``, ``expire_on_commit=False``.
+
+    With ``binds=`` (tables on other databases, see :mod:`sqlmosaic._binds`), its sessions
+    refuse to commit a unit of work that wrote to two of them (``CrossBindWriteError``).
+    """
     kwargs.setdefault("expire_on_commit", False)
+    if kwargs.get("binds"):
+        from ._binds import BindsSession
+
+        kwargs.setdefault("sync_session_class", BindsSession)
     return async_sessionmaker(bind, class_=AsyncSession, **kwargs)
 
 

@@ -29,7 +29,6 @@ from sqlmosaic import (
     create_session_factory,
     transaction,
 )
-from sqlmosaic._binds import BindsSession
 from sqlmosaic.migrations import alembic_config, check, current, downgrade, upgrade
 from sqlmosaic.migrations._binds import bind_configs
 
@@ -164,12 +163,16 @@ async def test_a_unit_may_read_from_both_binds_and_write_to_one(
     assert await count(mosaic_fresh_url, "user") == 2
 
 
-@pytest.mark.parametrize("how", ["flush", "add_many", "copy_many", "statement", "pending"])
+@pytest.mark.parametrize(
+    "how", ["flush", "add_many", "copy_many", "update_by_key", "upsert", "statement", "pending"]
+)
 async def test_a_unit_that_wrote_to_two_binds_is_refused_and_commits_nothing(
     host: Mosaic, mosaic_fresh_url: str, second_url: str, how: str
 ) -> None:
     async with host.unit_of_work() as uow:
-        await uow.repository(MemoRepository).add(Memo(author_email="x@example.com", body="kept"))
+        kept = await uow.repository(MemoRepository).add(
+            Memo(author_email="x@example.com", body="kept")
+        )
 
     async def write_both() -> None:
         async with host.unit_of_work() as uow:
@@ -181,6 +184,10 @@ async def test_a_unit_that_wrote_to_two_binds_is_refused_and_commits_nothing(
                 await memos_repo.add_many([Memo(author_email="x@example.com", body="lost")])
             elif how == "copy_many":
                 await memos_repo.copy_many([{"author_email": "x@example.com", "body": "lost"}])
+            elif how == "update_by_key":
+                await memos_repo.update(kept.id, {"body": "changed"})
+            elif how == "upsert":
+                await memos_repo.upsert({"id": kept.id, "author_email": "x@", "body": "changed"})
             elif how == "statement":
                 await uow.session.exec(update(Memo).values(body="changed"))
             else:  # pending, flushed by the commit itself
@@ -354,7 +361,6 @@ async def test_per_test_isolation_rolls_back_both_binds(
                 primary,
                 binds={m.__table__: other for m in plugins.get("memos").models},
                 join_transaction_mode="create_savepoint",
-                sync_session_class=BindsSession,
             )
             isolated = Mosaic(host.settings, plugins={"memos": memos}, session_factory=factory)
             await isolated.start()
