@@ -459,6 +459,20 @@ def test_mosaic_db_upgrade_current_check_downgrade_per_bind(
     assert run.exit_code == 0, run.output
     assert run.output.count("OK: the models match the migrations") == 2
 
+    # autogenerate for the bound plugin compares with ITS database (at its head: nothing new)
+    run = mosaic_db(
+        "revision",
+        "--plugin",
+        "memos",
+        "--autogenerate",
+        "-m",
+        "nothing new",
+        primary=mosaic_fresh_url,
+        binds=binds,
+    )
+    assert run.exit_code == 0, run.output
+    assert "nothing written" in run.output
+
     run = mosaic_db("downgrade", "memos@base", primary=mosaic_fresh_url, binds=binds)
     assert run.exit_code == 0, run.output
     assert "(primary)" not in run.output  # only the database that has the memos branch

@@ -99,6 +99,17 @@ def _knows(cfg: Config, revision: str) -> bool:
     return True
 
 
+def _config_of_plugin(cfg: Config, plugin: str) -> Config:
+    """The config of the database holding ``plugin``'s tables (``cfg`` without binds)."""
+    from ..migrations._binds import bind_configs
+
+    for bind in bind_configs(cfg):
+        plugins = resolve_plugins(bind.config)
+        if plugins is not None and plugin in plugins.names:
+            return bind.config
+    return cfg
+
+
 def _named(bind: Any, many: bool) -> str:
     return f"{bind.masked_url} ({bind.name})" if many else str(bind.masked_url)
 
@@ -244,6 +255,8 @@ def revision_cmd(
         if not message.strip():
             raise MigrationError("the revision message is empty; say what it does")
         cfg, _masked = _config(config, database_url)
+        if plugin is not None:
+            cfg = _config_of_plugin(cfg, plugin)  # MOSAIC_BINDS: compare with its database
         empty: list[bool] = []
 
         def skip_empty(_context: Any, _revision: Any, directives: list[Any]) -> None:
