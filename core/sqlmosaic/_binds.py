@@ -166,11 +166,16 @@ def note_write(session: OrmSession, bind: Engine | Connection | Any) -> None:
 
 
 def _pending_binds(session: OrmSession, only: Sequence[Any] | None = None) -> Iterable[str]:
-    """The binds a flush (of ``only``, else of everything pending) would write to."""
+    """The binds a flush (of ``only``, else of everything pending) would write to: one
+    ``get_bind`` per mapper, not per object."""
     dirty = (obj for obj in session.dirty if session.is_modified(obj))
-    for obj in chain(session.new, dirty, session.deleted):
-        if only is None or any(obj is given for given in only):
-            yield _label(session.get_bind(mapper=object_mapper(obj)))
+    mappers = {
+        object_mapper(obj)
+        for obj in chain(session.new, dirty, session.deleted)
+        if only is None or any(obj is given for given in only)
+    }
+    for mapper in mappers:
+        yield _label(session.get_bind(mapper=mapper))
 
 
 @event.listens_for(BindsSession, "do_orm_execute")
