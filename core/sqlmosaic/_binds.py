@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel.orm.session import Session
 
 from ._exceptions import ConfigurationError, CrossBindForeignKeyError, CrossBindWriteError
-from ._metadata import table_owner
 from ._settings import MosaicSettings
 from ._url import mask_url
 
@@ -112,24 +111,24 @@ def plan_binds(settings: MosaicSettings, plugins: PluginSet) -> BindPlan | None:
 
 
 def _check_foreign_keys(plan: BindPlan, plugins: PluginSet) -> None:
-    tables = plugins.metadata.tables
-    for table in tables.values():
-        plugin = table_owner(table) or "?"
-        for fk in sorted(table.foreign_keys, key=lambda f: f.target_fullname):
-            target_key = fk.target_fullname.rsplit(".", 1)[0]
-            target = tables.get(target_key)
-            other = table_owner(target) if target is not None else None
-            if other is None or plan.url_of(other) == plan.url_of(plugin):
-                continue
-            raise CrossBindForeignKeyError(
-                f"plugin {plugin!r}: {table.key}.{fk.parent.name} references "
-                f"{fk.target_fullname!r} of plugin {other!r}, but MOSAIC_BINDS puts {plugin!r} "
-                f"on {mask_url(plan.url_of(plugin))} and {other!r} on "
-                f"{mask_url(plan.url_of(other))}: no database enforces a foreign key into "
-                "another database; bind both plugins to the same database, or drop the key",
-                plugins=(plugin, other),
-                tables=(table.key, target_key),
-            )
+    """On the models' own tables (the merged copy is built only when migrations need it)."""
+    owners = plugins.owners
+    for info in plugins.plugins:
+        for table in (m.__table__ for m in info.models):
+            for fk in sorted(table.foreign_keys, key=lambda f: f.target_fullname):
+                target = fk.target_fullname.rsplit(".", 1)[0]
+                other = owners.get(target)
+                if other is None or plan.url_of(other) == plan.url_of(info.name):
+                    continue
+                raise CrossBindForeignKeyError(
+                    f"plugin {info.name!r}: {table.key}.{fk.parent.name} references "
+                    f"{fk.target_fullname!r} of plugin {other!r}, but MOSAIC_BINDS puts "
+                    f"{info.name!r} on {mask_url(plan.url_of(info.name))} and {other!r} on "
+                    f"{mask_url(plan.url_of(other))}: no database enforces a foreign key into "
+                    "another database; bind both plugins to the same database, or drop the key",
+                    plugins=(info.name, other),
+                    tables=(table.key, target),
+                )
 
 
 # --------------------------------------------------------------------------- write tracking

@@ -12,10 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from alembic.config import Config
-from sqlalchemy import MetaData
 
 from .._binds import plan_binds
-from .._metadata import NAMING_CONVENTION, OWNER_KEY
 from .._plugins import PluginSet
 from .._url import mask_url
 from ._config import DISCOVER_KEY, PLUGINS_KEY, standalone_config
@@ -37,18 +35,14 @@ class BindConfig:
 
 
 def restrict_plugins(plugins: PluginSet, names: set[str]) -> PluginSet:
-    """``plugins`` with only ``names`` (their tables in a MetaData of their own)."""
-    metadata = MetaData(naming_convention=dict(NAMING_CONVENTION))
-    for table in plugins.metadata.tables.values():
-        if table.info.get(OWNER_KEY) in names:
-            table.to_metadata(metadata).info[OWNER_KEY] = table.info[OWNER_KEY]
+    """``plugins`` with only ``names`` (its merged MetaData then holds only their tables)."""
     return replace(
         plugins,
         plugins=tuple(info for info in plugins.plugins if info.name in names),
-        metadata=metadata,
         repositories={
             key: repo for key, repo in plugins.repositories.items() if key.split(".")[0] in names
         },
+        owners={table: owner for table, owner in plugins.owners.items() if owner in names},
     )
 
 
