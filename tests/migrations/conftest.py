@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +87,28 @@ def scripts(tmp_path: Path) -> Path:
     )
     shutil.copy(INI, target / "alembic.ini")
     return target / "alembic"
+
+
+@pytest.fixture
+def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """More empty databases of the backend of ``db_url`` (SQLite files or PostgreSQL), dropped
+    afterwards."""
+    made: list[str] = []
+    server: PostgresServer | None = None
+    if "postgresql" in request.getfixturevalue("db_url"):
+        server = request.getfixturevalue("pg_server")
+
+    def make() -> str:
+        name = f"sq_{uuid.uuid4().hex[:12]}"
+        if server is None:
+            return f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
+        with psycopg.connect(server.url("postgres", driver=""), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return server.url(name)
+
+    yield make
+    if server is not None:
+        with psycopg.connect(server.url("postgres", driver=""), autocommit=True) as conn:
+            for name in made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

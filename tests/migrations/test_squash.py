@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
@@ -33,7 +31,6 @@ from sqlmosaic.migrations import (
     squash,
     upgrade,
 )
-from sqlmosaic.testing._pgserver import PostgresServer
 
 from .helpers import INI, TablePlugin, seed, table_names
 
@@ -142,30 +139,6 @@ def write_chain(directory: Path) -> None:
     directory.mkdir()
     for name, source in zip(OLD_CHAIN, (M1, M2, M3), strict=True):
         (directory / f"{name}.py").write_text(textwrap.dedent(source).lstrip())
-
-
-@pytest.fixture
-def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
-    """More empty databases of the backend of ``db_url`` (SQLite files or PostgreSQL)."""
-    made: list[str] = []
-    server: PostgresServer | None = None
-    if "postgresql" in request.getfixturevalue("db_url"):
-        server = request.getfixturevalue("pg_server")
-
-    def make() -> str:
-        name = f"sq_{uuid.uuid4().hex[:12]}"
-        if server is None:
-            return f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
-        with psycopg.connect(server.url("postgres", driver=""), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return server.url(name)
-
-    yield make
-    if server is not None:
-        with psycopg.connect(server.url("postgres", driver=""), autocommit=True) as conn:
-            for name in made:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def sync_config(url: str, history: Path, **plugin_kwargs: Any) -> Config:

@@ -334,9 +334,8 @@ def _check_one(cfg: Config, masked: str, *, strict: bool) -> bool:
         console.print("Write a migration: mosaic db revision --autogenerate -m '...'")
         if any(line.startswith("rename_") for line in found):
             console.print(
-                "  Autogenerate does not write renames: rename those constraints/indexes by "
-                "hand (ALTER TABLE ... RENAME CONSTRAINT on PostgreSQL, a batch_alter_table "
-                "rebuild on SQLite)."
+                "  mosaic db revision --autogenerate writes the renames too (ALTER ... RENAME "
+                "on PostgreSQL, a table rebuild on SQLite), for this backend only."
             )
         return True
     console.print(f"[bold green]OK:[/] the models match the migrations ({masked}).")

@@ -4,18 +4,41 @@ A database migrated by an older history (or made by ``create_all`` without the c
 ``user_pkey`` or ``task_project_id_fkey`` (PostgreSQL's own names) or unnamed constraints
 (SQLite). Alembic's comparison ignores primary-key and foreign-key names, so ``check`` would say
 OK and a later ``drop_constraint("fk_task_project_id_project")`` would fail: these are reported
-as differences.
+as differences (:func:`naming_problems`), and autogenerate writes the renames
+(:mod:`._renames`, from :func:`name_fixes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Index, MetaData, Table, UniqueConstraint, inspect
 from sqlalchemy.engine import Connection
 
-__all__ = ["naming_problems"]
+__all__ = ["NameFix", "name_fixes", "naming_problems"]
+
+
+@dataclass(frozen=True)
+class NameFix:
+    """One constraint or index whose name in the database is not the convention's."""
+
+    kind: str  # "constraint" or "index"
+    type: str  # "primary", "foreignkey", "unique" (constraints) or "index"
+    table: str
+    what: str
+    actual: str | None
+    expected: str
+    columns: tuple[str, ...] = ()
+    unique: bool = False
+
+    def line(self) -> str:
+        shown = repr(str(self.actual)) if self.actual else "unnamed"
+        return (
+            f"rename_{self.kind}: {self.what} on {self.table} is {shown}, the naming convention "
+            f"says {self.expected!r}"
+        )
 
 
 def naming_problems(
@@ -23,32 +46,38 @@ def naming_problems(
 ) -> list[str]:
     """One line per constraint or index of the ``owned`` tables whose name in the database is
     not the one the models' naming convention gives."""
+    return [fix.line() for fix in name_fixes(connection, metadata, owned)]
+
+
+def name_fixes(connection: Connection, metadata: MetaData, owned: Collection[str]) -> list[NameFix]:
+    """The misnamed constraints and indexes of the ``owned`` tables (those in the database)."""
     inspector = inspect(connection)
     present = set(inspector.get_table_names())
-    found: list[str] = []
+    found: list[NameFix] = []
     for key in sorted(owned):
         table = metadata.tables[key]
         if table.name in present:
-            found.extend(_table_problems(inspector, table))
+            found.extend(_table_fixes(inspector, table))
     return found
 
 
-def _line(kind: str, table: str, what: str, actual: Any, expected: Any) -> str:
-    shown = repr(str(actual)) if actual else "unnamed"
-    return (
-        f"rename_{kind}: {what} on {table} is {shown}, the naming convention says {str(expected)!r}"
-    )
-
-
-def _table_problems(inspector: Any, table: Table) -> list[str]:
+def _table_fixes(inspector: Any, table: Table) -> list[NameFix]:
     name = table.name
-    found: list[str] = []
+    found: list[NameFix] = []
     pk = inspector.get_pk_constraint(name)
     expected_pk = table.primary_key.name
     if pk.get("constrained_columns") and expected_pk and pk.get("name") != expected_pk:
-        cols = ", ".join(pk["constrained_columns"])
+        cols = tuple(pk["constrained_columns"])
         found.append(
-            _line("constraint", name, f"primary key ({cols})", pk.get("name"), expected_pk)
+            NameFix(
+                "constraint",
+                "primary",
+                name,
+                f"primary key ({', '.join(cols)})",
+                pk.get("name"),
+                str(expected_pk),
+                cols,
+            )
         )
     fks = {
         (tuple(e.parent.name for e in fk.elements), fk.elements[0].column.table.name): fk.name
@@ -59,22 +88,33 @@ def _table_problems(inspector: Any, table: Table) -> list[str]:
         expected = fks.get(key)
         if expected and fk.get("name") != expected:
             what = f"foreign key ({', '.join(key[0])}) -> {key[1]}"
-            found.append(_line("constraint", name, what, fk.get("name"), expected))
+            found.append(
+                NameFix(
+                    "constraint", "foreignkey", name, what, fk.get("name"), str(expected), key[0]
+                )
+            )
     uniques = _by_columns(
         (c for c in table.constraints if isinstance(c, UniqueConstraint)), lambda c: c.columns
     )
     for uq in inspector.get_unique_constraints(name):
-        expected = uniques.get(tuple(sorted(uq["column_names"])))
+        cols = tuple(uq["column_names"])
+        expected = uniques.get(tuple(sorted(cols)))
         if expected and uq.get("name") != expected and not _index_named(table, uq.get("name")):
-            what = f"unique constraint ({', '.join(uq['column_names'])})"
-            found.append(_line("constraint", name, what, uq.get("name"), expected))
+            what = f"unique constraint ({', '.join(cols)})"
+            found.append(
+                NameFix("constraint", "unique", name, what, uq.get("name"), expected, cols, True)
+            )
     indexes = _by_columns(table.indexes, lambda i: i.columns)
     for ix in inspector.get_indexes(name):
-        columns = tuple(sorted(c for c in ix["column_names"] if c is not None))
-        expected = indexes.get(columns)
+        cols = tuple(c for c in ix["column_names"] if c is not None)
+        expected = indexes.get(tuple(sorted(cols)))
         if expected and ix.get("name") != expected and not _constraint_named(table, ix.get("name")):
             what = f"index ({', '.join(ix['column_names'])})"
-            found.append(_line("index", name, what, ix.get("name"), expected))
+            found.append(
+                NameFix(
+                    "index", "index", name, what, ix.get("name"), expected, cols, bool(ix["unique"])
+                )
+            )
     return found
 
 
