@@ -2,8 +2,8 @@
 
 PostgreSQL (asyncpg): a checkout liveness check (``_liveness``: closed sockets replaced for
 free, a ping only after ``pool_ping_after`` seconds idle), ``application_name``, optional
-``statement_timeout``, client ``command_timeout``, and ``hide_parameters`` (errors never print
-bound values).
+``statement_timeout``, client ``command_timeout`` (a hung server: ``_teardown``), and
+``hide_parameters`` (errors never print bound values).
 
 SQLite (aiosqlite): foreign keys ON, WAL, a busy timeout, and pysqlite's transaction handling
 replaced by explicit ``BEGIN`` statements so that SAVEPOINTs work and a unit of work's
@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ._exceptions import ConfigurationError
 from ._liveness import install_liveness_check
 from ._settings import MosaicSettings
+from ._teardown import install_asyncpg_teardown
 
 __all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory"]
 
@@ -53,6 +54,8 @@ def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
         install_sqlite_listeners(engine, busy_timeout=settings.sqlite_busy_timeout)
     elif not kwargs.get("pool_pre_ping") and kwargs.get("poolclass") is not NullPool:
         install_liveness_check(engine, ping_after=settings.pool_ping_after)
+    if url.get_driver_name() == "asyncpg":
+        install_asyncpg_teardown(engine, command_timeout=settings.command_timeout)
     return engine
 
 

@@ -7,7 +7,9 @@ frontend message is a type byte and a 4-byte length) to spot a ``COMMIT`` sent b
 Faults, switched on by the test while traffic flows:
 
 - :meth:`hang`: stop relaying in both directions but keep every socket open (a server that
-  stopped answering: no RST, no FIN, nothing);
+  stopped answering: no RST, no FIN, nothing); every message the clients still send is
+  dropped and its first 32 bytes recorded in :attr:`PgProxy.sent_while_hung` (what teardown
+  tried to say to a dead peer); a relayed connection is unusable after :meth:`resume`;
 - :meth:`cut_next_commit`: relay the next ``COMMIT``, wait until the server has answered it
   (so the transaction IS committed), then drop the client's connection without relaying the
   answer: the client cannot know the outcome;
@@ -65,7 +67,9 @@ class _Relay:
             if self.severed:
                 self.close()  # the client spoke to a backend that is gone: reset
                 return
-            await self.proxy._gate()
+            if not self.proxy._flowing.is_set():  # hung: a black hole that takes notes
+                self.proxy.sent_while_hung.append(message[:32])
+                continue
             cut = self.proxy._commit_armed and _is_commit(kind, payload)
             if cut:
                 self.proxy._commit_armed = False
@@ -86,7 +90,8 @@ class _Relay:
                 if self.severed:
                     await self.ended.wait()  # keep the client side open and silent
                 return
-            await self.proxy._gate()
+            if not self.proxy._flowing.is_set():
+                continue  # hung: the client hears nothing
             if self in self.proxy._cutting:
                 # swallow the answer to the COMMIT; once ReadyForQuery arrived it is done
                 if b"Z\x00\x00\x00\x05" in data:
@@ -120,24 +125,29 @@ class PgProxy:
         self.port = 0
         self.connections = 0
         self.commits_cut = 0
+        self.sent_while_hung: list[bytes] = []
         self._server: asyncio.Server | None = None
         self._relays: set[_Relay] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._cutting: set[_Relay] = set()
         self._commit_armed = False
         self._flowing = asyncio.Event()
+        self._relays_changed = asyncio.Condition()
         self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _gate(self) -> None:
-        await self._flowing.wait()
-
     def hang(self) -> None:
         """Stop relaying (both ways); sockets stay open."""
         self._flowing.clear()
+
+    async def connections_closed(self, *, keep: int = 0) -> None:
+        """Wait until at most ``keep`` relayed connections are still open (the others' clients
+        hung up or were cut)."""
+        async with self._relays_changed:
+            await self._relays_changed.wait_for(lambda: len(self._relays) <= keep)
 
     def resume(self) -> None:
         self._flowing.set()
@@ -181,6 +191,8 @@ class PgProxy:
             self._relays.discard(relay)
             self._cutting.discard(relay)
             self._tasks.difference_update(pumps)
+            async with self._relays_changed:
+                self._relays_changed.notify_all()
 
     async def close(self) -> None:
         self._flowing.set()
