@@ -1,6 +1,6 @@
 """Run every benchmark: ``python -m bench`` (from the repository root, with the project venv).
 
-    python -m bench                       # all: data, startup, check, fixtures, isolation
+    python -m bench                       # all: data, startup, check, fixtures, isolation, timeouts
     python -m bench data check            # only these
     python -m bench --quick               # small sizes, results in a temp dir (smoke test)
 
@@ -27,6 +27,7 @@ FULL: dict[str, list[str]] = {
     "check": [],
     "fixtures": [],
     "isolation": [],
+    "timeouts": [],
 }
 QUICK: dict[str, list[str]] = {
     "data": ["--scale", "0.05", "--rounds", "1"],
@@ -34,6 +35,7 @@ QUICK: dict[str, list[str]] = {
     "check": ["--tables", "50", "--repeat", "1", "--cli-repeat", "1"],
     "fixtures": ["--n", "30", "--clones", "3", "--big-tables", "50"],
     "isolation": ["--n", "20"],
+    "timeouts": ["--repeat", "1"],
 }
 OUT: dict[str, str] = {
     "data": "data-{backend}.json",
@@ -41,6 +43,7 @@ OUT: dict[str, str] = {
     "check": "check.json",
     "fixtures": "fixtures.json",
     "isolation": "isolation.json",
+    "timeouts": "timeouts.json",
 }
 
 

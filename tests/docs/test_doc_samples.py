@@ -11,7 +11,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
-RUNNABLE_PAGES = ["quickstart.md", "core.md", "scaling.md"]
+RUNNABLE_PAGES = ["quickstart.md", "core.md", "scaling.md", "reliability.md"]
 
 
 def _blocks() -> list[tuple[str, str]]:
