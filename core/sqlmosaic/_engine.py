@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ._exceptions import ConfigurationError
 from ._liveness import install_liveness_check
+from ._refusals import install_refusal_log
 from ._settings import MosaicSettings
 from ._teardown import install_asyncpg_teardown
 
@@ -54,6 +55,8 @@ def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
         install_sqlite_listeners(engine, busy_timeout=settings.sqlite_busy_timeout)
     elif not kwargs.get("pool_pre_ping") and kwargs.get("poolclass") is not NullPool:
         install_liveness_check(engine, ping_after=settings.pool_ping_after)
+    if url.get_backend_name() == "postgresql":
+        install_refusal_log(engine, masked_url=settings.masked_url)
     if url.get_driver_name() == "asyncpg":
         install_asyncpg_teardown(engine, command_timeout=settings.command_timeout)
     return engine

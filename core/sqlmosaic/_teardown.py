@@ -9,10 +9,11 @@ the bare ``TimeoutError`` out untranslated.
 
 Installed on every asyncpg engine (see ``_engine``):
 
-- an invalidated connection (a disconnect, a cancelled statement, a timed-out one) is
-  *terminated*: its socket is aborted and nothing is waited for (the server rolls an open
-  transaction back when it sees the socket end); a cancelled statement on a hung server also
-  gave up 2 s later before;
+- an invalidated connection (a disconnect, a cancelled statement, a timed-out one) gets
+  :data:`TEARDOWN_GRACE` (0.25 s) instead of 2 s to deliver its pending cancel request and say
+  goodbye, then its socket is aborted (the server rolls an open transaction back when it sees
+  the socket end). Aborting at once was tried: the cancel request never left, and a cancelled
+  statement kept running on the server with its locks (``tests/core/test_uow.py``);
 - with a ``command_timeout``, a ``handle_error`` listener replaces the bare ``TimeoutError`` of a
   statement by :class:`DatabaseUnavailableError` at once, also inside a unit of work's block
   (where only SQLAlchemy errors are translated: a ``TimeoutError`` of the caller's own
@@ -24,15 +25,22 @@ Installed on every asyncpg engine (see ``_engine``):
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_
+from sqlalchemy.util.concurrency import in_greenlet
 
 from ._exceptions import DatabaseUnavailableError
 
-__all__ = ["install_asyncpg_teardown"]
+__all__ = ["TEARDOWN_GRACE", "install_asyncpg_teardown"]
+
+#: Seconds a discarded asyncpg connection gets to deliver its pending cancel request and say
+#: goodbye (asyncpg's graceful close); then its socket is aborted. SQLAlchemy allows 2 s.
+TEARDOWN_GRACE = 0.25
 
 
 def install_asyncpg_teardown(engine: AsyncEngine, *, command_timeout: float | None) -> None:
@@ -40,7 +48,7 @@ def install_asyncpg_teardown(engine: AsyncEngine, *, command_timeout: float | No
     statement discards its connection and raises :class:`DatabaseUnavailableError`."""
     sync_engine = engine.sync_engine
     # An instance attribute of this engine's own dialect object; the class is untouched.
-    sync_engine.dialect.do_terminate = _abort_socket  # type: ignore[method-assign]
+    sync_engine.dialect.do_terminate = _terminate  # type: ignore[method-assign]
     if command_timeout is None:
         return
 
@@ -59,11 +67,21 @@ def install_asyncpg_teardown(engine: AsyncEngine, *, command_timeout: float | No
     event.listen(sync_engine, "handle_error", timed_out)
 
 
-def _abort_socket(dbapi_connection: Any) -> None:
-    """``Dialect.do_terminate``: abort the asyncpg connection's socket, no goodbye."""
+def _terminate(dbapi_connection: Any) -> None:
+    """``Dialect.do_terminate``: asyncpg's own close, but bounded by :data:`TEARDOWN_GRACE`.
+
+    The close first delivers a pending cancel request (a statement that timed out or whose task
+    was cancelled is still running on the server, holding its locks, until the server hears of
+    it: aborting at once would leave it running) and says goodbye; a healthy server answers
+    within milliseconds. A server that does not answer gets the socket aborted after the grace.
+    """
     raw = getattr(dbapi_connection, "_connection", None)
-    terminate = getattr(raw, "terminate", None)
-    if callable(terminate):
-        terminate()  # asyncpg: transport.abort(), cancels its pending cancel requests
-    else:  # pragma: no cover - not SQLAlchemy's asyncpg adapter
+    if raw is None or not in_greenlet():  # not SQLAlchemy's asyncpg adapter, or gc cleanup
         dbapi_connection.terminate()
+        return
+    try:
+        await_(asyncio.shield(raw.close(timeout=TEARDOWN_GRACE)))
+    except (Exception, asyncio.CancelledError) as exc:
+        raw.terminate()  # asyncpg aborted it already; this also ends its pending tasks
+        if isinstance(exc, asyncio.CancelledError):
+            raise  # our own task was cancelled meanwhile: the connection is gone, go on

@@ -33,7 +33,7 @@ from .._exceptions import (
     MosaicError,
     NotFoundError,
 )
-from .._translate import describe
+from .._translate import describe, is_refused
 from .._url import mask_password
 
 __all__ = ["DEFAULT_RETRY_AFTER", "ErrorBody", "ErrorResponse", "error_response"]
@@ -81,7 +81,15 @@ def error_response(
             400, {"error": "invalid_query", "detail": str(exc), "field": exc.field}
         )
     if isinstance(exc, DatabaseUnavailableError):
-        _log.warning("database unavailable%s: %s", where, mask_password(str(exc)))
+        # a refused connection (credentials, database name) was logged once by the engine, with
+        # the masked URL: not again for every request it fails
+        refused = exc.__cause__ is not None and is_refused(exc.__cause__)
+        _log.log(
+            logging.DEBUG if refused else logging.WARNING,
+            "database unavailable%s: %s",
+            where,
+            mask_password(str(exc)),
+        )
         return ErrorResponse(
             503,
             {
