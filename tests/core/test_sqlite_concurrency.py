@@ -39,7 +39,9 @@ def no_gc_pauses() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-        gc.unfreeze()
+        # No gc.unfreeze(): it would also unfreeze what sqlmosaic's pytest plugin froze after
+        # collection (every module and test item), and each later full collection of the run
+        # would scan all of it again (~50 s of collector time in a whole-suite run).
 
 
 async def run_concurrently(n: int, unit: Callable[[], Awaitable[Any]]) -> None:

@@ -61,8 +61,7 @@ async def test_concurrent_increments_on_an_in_memory_database_are_all_kept() -> 
                     await asyncio.sleep(0)
             await asyncio.gather(*units)
         finally:
-            gc.enable()
-            gc.unfreeze()
+            gc.enable()  # no gc.unfreeze(): see tests/core/test_sqlite_concurrency.py
         async with db.session() as session:
             assert (await TaskRepository(session).get(task_id)).priority == UNITS
     finally:
