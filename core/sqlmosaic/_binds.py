@@ -31,7 +31,13 @@ from sqlalchemy.orm import ORMExecuteState, SessionTransaction, object_mapper
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel.orm.session import Session
 
-from ._exceptions import ConfigurationError, CrossBindForeignKeyError, CrossBindWriteError
+from ._engine import SQLITE_BEGIN_OPTION, set_begin_mode
+from ._exceptions import (
+    ConfigurationError,
+    CrossBindForeignKeyError,
+    CrossBindWriteError,
+    RepositoryError,
+)
 from ._settings import MosaicSettings
 from ._url import mask_url
 
@@ -44,6 +50,9 @@ __all__ = ["BIND_NAMES_KEY", "BindPlan", "BindsSession", "note_write", "plan_bin
 BIND_NAMES_KEY = "mosaic_bind_names"
 #: Session ``info`` key: the binds (masked URLs) the current transaction wrote to, in order.
 _WRITTEN_KEY = "mosaic_written_binds"
+#: Session ``info`` keys: the unit's BEGIN options; set when the unit is read-only.
+_BEGIN_KEY = "mosaic_begin_options"
+_READ_ONLY_KEY = "mosaic_read_only_binds"
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,17 @@ class BindsSession(Session):
     tells this class itself (:func:`note_write`).
     """
 
+    def connection(
+        self,
+        bind_arguments: dict[str, Any] | None = None,
+        execution_options: Mapping[str, Any] | None = None,
+    ) -> Connection:
+        if execution_options and not self.in_transaction():
+            # the unit of work's own BEGIN options (read-only, isolation, SQLite's mode): a
+            # bind's connection joining later begins the same way (see ``_after_begin``)
+            self.info[_BEGIN_KEY] = dict(execution_options)
+        return super().connection(bind_arguments, execution_options)
+
     def flush(self, objects: Sequence[Any] | None = None) -> None:
         if self._is_clean():
             super().flush(objects)
@@ -161,7 +181,12 @@ def note_write(session: OrmSession, bind: Engine | Connection | Any) -> None:
     """Record that ``session``'s current transaction wrote through ``bind`` (no-op for a
     session without binds). The repositories' direct INSERT paths call this."""
     if isinstance(session, BindsSession):
-        session.info.setdefault(_WRITTEN_KEY, {})[_label(bind)] = None
+        label = _label(bind)
+        if label in session.info.get(_READ_ONLY_KEY, ()):
+            raise RepositoryError(
+                f"a read-only unit of work cannot write to {label}: the write was refused"
+            )
+        session.info.setdefault(_WRITTEN_KEY, {})[label] = None
 
 
 def _pending_binds(session: OrmSession, only: Sequence[Any] | None = None) -> Iterable[str]:
@@ -199,7 +224,33 @@ def _before_commit(session: Session) -> None:
     )
 
 
+@event.listens_for(BindsSession, "after_begin")
+def _after_begin(session: Session, _transaction: Any, connection: Connection) -> None:
+    """A bind's connection joining a unit of work begins as the unit's own did: SQLite's
+    ``BEGIN IMMEDIATE`` for a writing unit, PostgreSQL's isolation level and ``READ ONLY``;
+    writes to a read-only unit's SQLite bind are refused by :func:`note_write`."""
+    options = session.info.get(_BEGIN_KEY)
+    primary = session.bind
+    primary_engine = primary.engine if isinstance(primary, Connection) else primary
+    if not options or connection.engine is primary_engine:
+        return
+    read_only = bool(options.get("postgresql_readonly")) or (
+        options.get(SQLITE_BEGIN_OPTION) == "DEFERRED"
+    )
+    if connection.dialect.name == "sqlite":
+        set_begin_mode(connection, "DEFERRED" if read_only else "IMMEDIATE")
+        if read_only:
+            session.info.setdefault(_READ_ONLY_KEY, set()).add(_label(connection))
+    elif connection.dialect.name == "postgresql":
+        level = options.get("isolation_level")
+        if level in ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"):
+            connection.exec_driver_sql(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        if read_only:
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
 @event.listens_for(BindsSession, "after_transaction_end")
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
-        session.info.pop(_WRITTEN_KEY, None)
+        for key in (_WRITTEN_KEY, _BEGIN_KEY, _READ_ONLY_KEY):
+            session.info.pop(key, None)

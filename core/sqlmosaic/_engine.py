@@ -29,7 +29,7 @@ from ._refusals import install_refusal_log
 from ._settings import MosaicSettings
 from ._teardown import install_asyncpg_teardown
 
-__all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory"]
+__all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory", "set_begin_mode"]
 
 #: Connection execution option read by the SQLite ``begin`` listener: ``"DEFERRED"`` (default)
 #: or ``"IMMEDIATE"`` (units of work that write take the write lock up front).
@@ -330,6 +330,14 @@ def _do_begin(pooled: Any) -> None:
         cursor.execute(statement)
     finally:
         cursor.close()
+
+
+def set_begin_mode(connection: Connection, mode: str) -> None:
+    """Change the ``BEGIN`` still pending on ``connection`` (of a sqlmosaic SQLite engine) to
+    ``mode``: a bind's connection that joins a unit of work begins as the unit did."""
+    raw = _raw_connection(connection.connection.dbapi_connection)
+    if isinstance(raw, DeferredBeginConnection) and raw.mosaic_pending_begin is not None:
+        raw.mosaic_pending_begin = f"BEGIN {_check_mode(mode)}"
 
 
 def _raw_connection(adapter: Any) -> Any:

@@ -8,6 +8,7 @@ host's plugins stay on the primary (a fresh clone of the migrated template).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from sqlmosaic import (
     Database,
     Mosaic,
     MosaicSettings,
+    RepositoryError,
     UnitOfWork,
     create_engine,
     create_session_factory,
@@ -490,3 +492,59 @@ def test_mosaic_db_refuses_a_foreign_key_across_binds(
     assert "plugin 'comments': comment.task_id references 'task.id' of plugin 'tasks'" in (
         run.output
     )
+
+
+# --------------------------------------------------------------------------- how a bind begins
+
+
+async def test_a_read_only_unit_cannot_write_to_a_bind(host: Mosaic, second_url: str) -> None:
+    """``read_only=True`` holds on the bound database too: PostgreSQL refuses the write
+    (``SET TRANSACTION READ ONLY`` on the bind's connection), SQLite's bind refuses it before
+    it is sent."""
+
+    async def write_in_read_only() -> None:
+        async with host.unit_of_work(read_only=True) as uow:
+            await uow.repository(MemoRepository).add(Memo(author_email="r@example.com", body="r"))
+
+    with pytest.raises(RepositoryError):
+        await write_in_read_only()
+    assert await count(second_url, "memo") == 0
+    async with host.unit_of_work() as uow:  # the next writing unit on the bind is not affected
+        await uow.repository(MemoRepository).add(Memo(author_email="r@example.com", body="w"))
+    assert await count(second_url, "memo") == 1
+
+
+@pytest.mark.mosaic_backends("sqlite")
+async def test_a_writing_unit_takes_the_sqlite_binds_write_lock_at_its_first_statement(
+    host: Mosaic, second_url: str
+) -> None:
+    """As on the primary (``BEGIN IMMEDIATE``): a read-modify-write on the bind cannot
+    interleave with another writer. Probed from a plain sqlite3 connection that does not wait."""
+
+    def other_writer_can_begin() -> bool:
+        path = second_url.split(":///", 1)[1]
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+
+    async with host.unit_of_work() as uow:
+        await uow.repository(MemoRepository).count()  # a read: the bind's transaction begins
+        assert await asyncio.to_thread(other_writer_can_begin) is False
+    async with host.unit_of_work(read_only=True) as uow:
+        await uow.repository(MemoRepository).count()  # read-only: BEGIN DEFERRED, no lock
+        assert await asyncio.to_thread(other_writer_can_begin) is True
+
+
+@pytest.mark.mosaic_backends("postgresql")
+async def test_a_units_isolation_level_applies_to_the_bind(host: Mosaic) -> None:
+    async with host.unit_of_work(isolation_level="SERIALIZABLE") as uow:
+        await uow.repository(UserRepository).count()
+        connection = await uow.session.connection(bind_arguments={"mapper": inspect(Memo)})
+        level = await connection.exec_driver_sql("SHOW transaction_isolation")
+        assert level.scalar_one() == "serializable"
