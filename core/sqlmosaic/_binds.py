@@ -167,9 +167,11 @@ class BindsSession(Session):
             super().flush(objects)
             return
         binds = list(dict.fromkeys(_pending_binds(self, objects)))
+        for label in binds:
+            _refuse_if_read_only(self, label)
         super().flush(objects)
-        for bind in binds:
-            self.info.setdefault(_WRITTEN_KEY, {})[bind] = None
+        for label in binds:
+            self.info.setdefault(_WRITTEN_KEY, {})[label] = None
 
 
 def _label(bind: Engine | Connection | Any) -> str:
@@ -182,11 +184,15 @@ def note_write(session: OrmSession, bind: Engine | Connection | Any) -> None:
     session without binds). The repositories' direct INSERT paths call this."""
     if isinstance(session, BindsSession):
         label = _label(bind)
-        if label in session.info.get(_READ_ONLY_KEY, ()):
-            raise RepositoryError(
-                f"a read-only unit of work cannot write to {label}: the write was refused"
-            )
+        _refuse_if_read_only(session, label)
         session.info.setdefault(_WRITTEN_KEY, {})[label] = None
+
+
+def _refuse_if_read_only(session: OrmSession, label: str) -> None:
+    if label in session.info.get(_READ_ONLY_KEY, ()):
+        raise RepositoryError(
+            f"a read-only unit of work cannot write to {label}: the write was refused"
+        )
 
 
 def _pending_binds(session: OrmSession, only: Sequence[Any] | None = None) -> Iterable[str]:

@@ -497,14 +497,22 @@ def test_mosaic_db_refuses_a_foreign_key_across_binds(
 # --------------------------------------------------------------------------- how a bind begins
 
 
-async def test_a_read_only_unit_cannot_write_to_a_bind(host: Mosaic, second_url: str) -> None:
+@pytest.mark.parametrize("how", ["add", "flush"])
+async def test_a_read_only_unit_cannot_write_to_a_bind(
+    host: Mosaic, second_url: str, how: str
+) -> None:
     """``read_only=True`` holds on the bound database too: PostgreSQL refuses the write
     (``SET TRANSACTION READ ONLY`` on the bind's connection), SQLite's bind refuses it before
     it is sent."""
 
     async def write_in_read_only() -> None:
         async with host.unit_of_work(read_only=True) as uow:
-            await uow.repository(MemoRepository).add(Memo(author_email="r@example.com", body="r"))
+            await uow.repository(MemoRepository).count()  # the bind's transaction begins
+            memo = Memo(author_email="r@example.com", body="r")
+            if how == "add":
+                await uow.repository(MemoRepository).add(memo)
+            else:  # pending: flushed at the end of the unit
+                uow.session.add(memo)
 
     with pytest.raises(RepositoryError):
         await write_in_read_only()
