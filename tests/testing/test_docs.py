@@ -30,7 +30,9 @@ def test_testing_page_samples_pass(
     # the unused schemathesis and hypothesis plugins off (~1.7 s of imports).
     pytester.makefile(
         ".toml",
-        pyproject=config + 'pytest_alembic_enabled = false\naddopts = "-p no:cacheprovider -p no:schemathesis -p no:hypothesispytest"\n',
+        pyproject=config
+        + "pytest_alembic_enabled = false\n"
+        + 'addopts = "-p no:cacheprovider -p no:schemathesis -p no:hypothesispytest"\n',
     )
     shutil.copy(ROOT / "alembic.ini", pytester.path / "alembic.ini")
     shutil.copytree(
