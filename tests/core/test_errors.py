@@ -242,7 +242,7 @@ async def test_pool_timeout(mosaic_url: str) -> None:
                 with pytest.raises(DatabaseUnavailableError) as info:
                     await UserRepository(session).count()
                 waited = time.monotonic() - started
-            assert 0.15 <= waited < 5
+            assert waited >= 0.15  # it waited for the pool (a lower bound: load cannot break it)
             assert "pooled connection" in str(info.value)
             assert isinstance(info.value.__cause__, sa_exc.TimeoutError)
         async with factory() as session:  # returned: the pool serves again
@@ -267,11 +267,11 @@ async def test_hung_statement_hits_command_timeout(mosaic_pg_url: str) -> None:
             with pytest.raises(DatabaseUnavailableError):  # at the repository boundary
                 await SleepyUsers(session).sleep(5)
             await session.rollback()
-            started = time.monotonic()
             with pytest.raises(DatabaseUnavailableError) as info:
                 async with transaction(session):
                     await SleepyUsers(session).sleep(5)
-            assert time.monotonic() - started < 3
+            # The client's timeout fired (a finished 5 s sleep raises nothing): no stopwatch,
+            # which a loaded machine would make flaky.
             assert "did not answer in time" in str(info.value)
             assert isinstance(info.value.__cause__, TimeoutError)
             # rolled back; the same session works again (a new connection if the old was lost)
@@ -296,10 +296,8 @@ async def test_statement_timeout_is_a_typed_error_and_the_unit_rolls_back(
                     await UserRepository(session).add(User(email="slow@example.com", name="Slow"))
                     await SleepyUsers(session).sleep(5)
 
-            started = time.monotonic()
-            with pytest.raises(DatabaseUnavailableError) as info:
+            with pytest.raises(DatabaseUnavailableError) as info:  # a finished sleep: no error
                 await insert_then_hang()
-            assert time.monotonic() - started < 3
             assert "statement_timeout" in str(info.value)
             async with transaction(session):  # the insert before the timeout was rolled back
                 assert not await UserRepository(session).exists(where={"email": "slow@example.com"})
@@ -324,7 +322,7 @@ async def test_sqlite_write_lock_held_past_busy_timeout(
                 with pytest.raises(DatabaseUnavailableError) as info:
                     async with transaction(session):  # BEGIN IMMEDIATE waits 0.2 s, gives up
                         await UserRepository(session).add(User(email="x@example.com", name="X"))
-                assert 0.15 <= time.monotonic() - started < 5
+                assert time.monotonic() - started >= 0.15  # waited out the busy timeout
             assert "SQLITE_BUSY" in str(info.value)
             assert info.value.__cause__ is not None
             assert is_retryable(info.value.__cause__)  # a unit of work with Retry runs again

