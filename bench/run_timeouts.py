@@ -46,6 +46,20 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TOLERANCE = 0.5
 
 
+async def _until_error(proxy: Any, hung: Callable[[], Awaitable[None]]) -> float:
+    """Seconds from the start of ``hung()`` (which hangs the proxy) to the error it raises."""
+    started = time.perf_counter()
+    try:
+        await hung()
+    except Exception as exc:
+        elapsed = time.perf_counter() - started
+        print(f"  {type(exc).__name__}: {elapsed:.3f} s", file=sys.stderr)
+        return elapsed
+    finally:
+        proxy.resume()
+    raise AssertionError("no error from a hung server")
+
+
 async def _mosaic(url: str, seconds: float, default: bool) -> Callable[[Any], Awaitable[float]]:
     settings = MosaicSettings.load(
         database_url=url, command_timeout=None if default else seconds, pool_size=1
@@ -55,18 +69,13 @@ async def _mosaic(url: str, seconds: float, default: bool) -> Callable[[Any], Aw
     async def once(proxy: Any) -> float:
         async with db.session() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        started = time.perf_counter()
-        try:
+
+        async def hung() -> None:
             async with asyncio.timeout(seconds if default else None), db.transaction() as s:
                 proxy.hang()
                 await s.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        except Exception as exc:
-            elapsed = time.perf_counter() - started
-            print(f"  {type(exc).__name__}: {elapsed:.3f} s", file=sys.stderr)
-            return elapsed
-        finally:
-            proxy.resume()
-        raise AssertionError("no error from a hung server")
+
+        return await _until_error(proxy, hung)
 
     once.close = db.dispose  # type: ignore[attr-defined]
     return once
@@ -80,8 +89,8 @@ async def _plain(url: str, seconds: float, default: bool) -> Callable[[Any], Awa
     async def once(proxy: Any) -> float:
         async with factory() as session:
             await session.execute(text("SELECT 1"))
-        started = time.perf_counter()
-        try:
+
+        async def hung() -> None:
             async with (
                 asyncio.timeout(seconds if default else None),
                 factory() as s,
@@ -89,13 +98,8 @@ async def _plain(url: str, seconds: float, default: bool) -> Callable[[Any], Awa
             ):
                 proxy.hang()
                 await s.execute(text("SELECT 1"))
-        except Exception as exc:
-            elapsed = time.perf_counter() - started
-            print(f"  {type(exc).__name__}: {elapsed:.3f} s", file=sys.stderr)
-            return elapsed
-        finally:
-            proxy.resume()
-        raise AssertionError("no error from a hung server")
+
+        return await _until_error(proxy, hung)
 
     once.close = engine.dispose  # type: ignore[attr-defined]
     return once

@@ -23,7 +23,14 @@ from alembic.util import CommandError, coerce_resource_to_filename
 
 from .._exceptions import MigrationError
 from ._renames import add_renames
-from ._replaced import final_replacer, forget_loaded, install_view, loaded_scripts, replacements
+from ._replaced import (
+    final_replacer,
+    forget_loaded,
+    install_view,
+    loaded_scripts,
+    replacements,
+    walk_applied,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -42,6 +49,7 @@ __all__ = [
     "host_heads",
     "host_locations",
     "host_target",
+    "owned_history",
     "owner_of",
     "plugin_depends_on",
     "revision_hook",
@@ -57,6 +65,23 @@ def history_dirs(plugins: PluginSet | None) -> dict[str, Path]:
     if plugins is None:
         return {}
     return {info.name: info.migrations for info in plugins.plugins if info.migrations is not None}
+
+
+def owned_history(plugins: PluginSet | None, plugin: str, otherwise: str) -> dict[str, Path]:
+    """:func:`history_dirs`, once ``plugin`` is known to be enabled and to own a history.
+
+    :raises MigrationError: it is not enabled, or has no history of its own (``otherwise``
+        finishes that sentence: what the user should do instead).
+    """
+    if plugins is None or plugin not in plugins.names:
+        enabled = ", ".join(plugins.names) if plugins is not None else "none"
+        raise MigrationError(f"plugin {plugin!r} is not enabled (enabled: {enabled})")
+    dirs = history_dirs(plugins)
+    if plugin not in dirs:
+        raise MigrationError(
+            f"plugin {plugin!r} has no history of its own (no mosaic_migrations()): {otherwise}"
+        )
+    return dirs
 
 
 def host_locations(config: Config) -> list[Path]:
@@ -172,21 +197,17 @@ def at_final_heads(script_dir: ScriptDirectory, current: Sequence[str]) -> bool:
 
 def applied_revisions(script_dir: ScriptDirectory, current: Iterable[str]) -> set[str]:
     """Every revision a database at ``current`` has applied: ancestors and dependencies."""
-    seen: set[str] = set()
-    stack = list(current)
-    while stack:
-        rev = stack.pop()
-        if rev in seen:
-            continue
-        seen.add(rev)
+
+    def parents(rev: str) -> list[str]:
         item = script_dir.get_revision(rev)
         if item is None:
-            continue
-        parents = list(_tuple(item.down_revision))
+            return []
+        found = list(_tuple(item.down_revision))
         for dep in _tuple(item.dependencies):
-            parents.extend(s.revision for s in script_dir.get_revisions(dep) if s is not None)
-        stack.extend(parents)
-    return seen
+            found.extend(s.revision for s in script_dir.get_revisions(dep) if s is not None)
+        return found
+
+    return walk_applied(current, parents)
 
 
 def _tuple(value: Any) -> tuple[str, ...]:
@@ -400,15 +421,12 @@ def revision_target(
             "a plugin's revision gets its head, branch label, dependencies and directory from "
             "the plugin: leave out head, branch_label, depends_on and version_path"
         )
-    if plugins is None or plugin not in plugins.names:
-        enabled = ", ".join(plugins.names) if plugins is not None else "none"
-        raise MigrationError(f"plugin {plugin!r} is not enabled (enabled: {enabled})")
-    dirs = history_dirs(plugins)
-    if plugin not in dirs:
-        raise MigrationError(
-            f"plugin {plugin!r} has no history of its own (no mosaic_migrations()): its tables "
-            "are in the host's history; write the revision without --plugin"
-        )
+    dirs = owned_history(
+        plugins,
+        plugin,
+        "its tables are in the host's history; write the revision without --plugin",
+    )
+    assert plugins is not None  # owned_history raised otherwise
     started = bool(branch_heads(script_dir, dirs, plugin))
     return {
         "head": f"{plugin}@head" if started else "base",

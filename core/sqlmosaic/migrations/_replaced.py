@@ -163,7 +163,9 @@ def install_view(script_dir: ScriptDirectory, *, catch_up: bool = False) -> None
     script_dir.revision_map = RevisionMap(load)
 
 
-def _applied(revision_map: RevisionMap, current: Sequence[str]) -> set[str]:
+def walk_applied(current: Iterable[str], parents: Callable[[str], Iterable[str]]) -> set[str]:
+    """Every revision reachable from ``current`` through ``parents(rev)`` (ancestors and
+    dependencies), ``current`` included: what a database recording ``current`` has applied."""
     seen: set[str] = set()
     stack = list(current)
     while stack:
@@ -171,14 +173,21 @@ def _applied(revision_map: RevisionMap, current: Sequence[str]) -> set[str]:
         if rev in seen:
             continue
         seen.add(rev)
+        stack.extend(parents(rev))
+    return seen
+
+
+def _applied(revision_map: RevisionMap, current: Sequence[str]) -> set[str]:
+    def parents(rev: str) -> Iterable[str]:
         try:
             item = revision_map.get_revision(rev)
         except CommandError:
-            continue
-        if item is not None:
-            stack.extend(item._all_down_revisions)
-            stack.extend(item._resolved_dependencies)
-    return seen
+            return ()
+        if item is None:
+            return ()
+        return (*item._all_down_revisions, *item._resolved_dependencies)
+
+    return walk_applied(current, parents)
 
 
 def settle(script_dir: ScriptDirectory, current: Sequence[str]) -> bool:
