@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +42,10 @@ MEMOS_HEAD = "5a1d0c3e9b7f"
 
 
 @pytest.fixture
-def second_url(
-    request: pytest.FixtureRequest, mosaic_backend: str, tmp_path: Path
-) -> Iterator[str]:
-    """A second, EMPTY database made by the test: on the test server, or a second file."""
-    if mosaic_backend == "postgresql":
-        from sqlmosaic.testing._fixtures_pg import PgDatabase, pg_empty
-
-        server = request.getfixturevalue("_mosaic_pg_server")
-        with pg_empty(PgDatabase(server, server.template_dbname)) as url:
-            yield url
-    else:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'memos.db'}"
+def second_url(mosaic_empty_url: str) -> str:
+    """The bind's database: a second, EMPTY one (the shipped fixture: on the test server, or a
+    second file), beside the migrated ``mosaic_fresh_url`` primary."""
+    return mosaic_empty_url
 
 
 def bound_settings(primary: str, second: str) -> MosaicSettings:
