@@ -14,11 +14,13 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import instance_state
 
 from ._exceptions import InvalidQueryError
+from ._values import check_value
 
 if typing.TYPE_CHECKING:
+    from ._plans import ModelPlan
     from ._repository import Repository
 
-__all__ = ["get_with", "load_options", "lookup"]
+__all__ = ["check_key", "get_with", "load_options", "lookup"]
 
 
 async def lookup(self: Repository[Any], pk: Any) -> Any:
@@ -28,9 +30,9 @@ async def lookup(self: Repository[Any], pk: Any) -> Any:
     if type(pk) is list:
         pk = tuple(pk)  # Session.get's other spelling of a key tuple
     values = pk if type(pk) is tuple else (pk,)
-    _check_length(self, values)
+    _check_length(plan, values)
     if len(values) == len(plan.pk_params) and not isinstance(pk, Mapping):
-        values = self._check_key(plan.coerce_pk(values))
+        values = check_key(plan, plan.coerce_pk(values))
         pk = values if len(values) > 1 else values[0]
         if all(v is None for v in values):
             return None  # a key no row can have (Session.get warns and returns None)
@@ -45,11 +47,11 @@ async def lookup(self: Repository[Any], pk: Any) -> Any:
                         plan.get_statement, params=plan.get_params(values)
                     )
                     # unique(): joined eager loading of a collection repeats the row
-                    return typing.cast(Any, result.unique().one_or_none())
+                    return result.unique().one_or_none()
                 if isinstance(obj, self.model) and not instance_state(obj).expired:
-                    return typing.cast(Any, obj)
+                    return obj
     # expired in the identity map, or an unusual key: SQLAlchemy's own path
-    return typing.cast(Any, await self.session.get(self.model, pk))
+    return await self.session.get(self.model, pk)
 
 
 def load_options(self: Repository[Any], load: Sequence[str], options: Sequence[Any]) -> list[Any]:
@@ -78,21 +80,29 @@ async def get_with(
     if type(pk) is list:
         pk = tuple(pk)
     values = pk if type(pk) is tuple else (pk,)
-    _check_length(self, values)
+    plan = self._plan()
+    _check_length(plan, values)
     if not isinstance(pk, Mapping):
-        values = self._check_key(self._plan().coerce_pk(tuple(values)))
+        values = check_key(plan, plan.coerce_pk(tuple(values)))
         pk = values if len(values) > 1 else values[0]
     if all(v is None for v in values):
         return None
-    obj = await self.session.get(
+    return await self.session.get(
         self.model, pk, options=opts, populate_existing=True, with_for_update=for_update
     )
-    return typing.cast(Any, obj)
 
 
-def _check_length(self: Repository[Any], values: tuple[Any, ...]) -> None:
-    size = len(self._plan().pk_params)
+def _check_length(plan: ModelPlan, values: tuple[Any, ...]) -> None:
+    size = len(plan.pk_params)
     if len(values) != size and not (len(values) == 1 and isinstance(values[0], Mapping)):
         raise InvalidQueryError(
-            f"{self.model.__name__} has a primary key of {size} column(s)", field="pk"
+            f"{plan.model.__name__} has a primary key of {size} column(s)", field="pk"
         )
+
+
+def check_key(plan: ModelPlan, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Key values the key columns can hold (an integer key out of its range: no SELECT)."""
+    if len(values) == 1:  # the usual single-column key: no generator
+        return (check_value(plan.pk_columns[0].type, values[0], "pk"),)
+    columns = plan.pk_columns
+    return tuple(check_value(c.type, v, "pk") for c, v in zip(columns, values, strict=False))

@@ -283,8 +283,7 @@ class Repository(Generic[ModelT]):
 
     def _check_key(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """Key values the key columns can hold (an integer key out of its range: no SELECT)."""
-        keys = self.primary_key()
-        return tuple(check_value(c.type, v, "pk") for c, v in zip(keys, values, strict=False))
+        return _reads.check_key(self._plan(), values)
 
     # ----------------------------------------------------------------- reads
 
@@ -294,16 +293,6 @@ class Repository(Generic[ModelT]):
         never one in ``hidden_fields``."""
         names = frozenset(r.key for r in inspect(cls.model).relationships) - cls.hidden_fields
         return names if cls.load_fields is None else cls.load_fields & names
-
-    async def _lookup(self, pk: Any) -> ModelT | None:
-        return typing.cast("ModelT | None", await _reads.lookup(self, pk))
-
-    async def _get_with(
-        self, pk: Any, load: Sequence[str], options: Sequence[Any], for_update: bool
-    ) -> ModelT | None:
-        return typing.cast(
-            "ModelT | None", await _reads.get_with(self, pk, load, options, for_update)
-        )
 
     @_translated
     async def get(
@@ -322,10 +311,12 @@ class Repository(Generic[ModelT]):
         ``SELECT ... FOR UPDATE``; SQLite has no row locks: its units of work take the write
         lock at ``BEGIN IMMEDIATE``). Any of these always reads the row (one SELECT).
         """
+        # _reads' functions return Any: no ``typing.cast`` call on the hot path
+        obj: ModelT | None
         if load or options or for_update:
-            obj = await self._get_with(pk, load, options, for_update)
+            obj = await _reads.get_with(self, pk, load, options, for_update)
         else:
-            obj = await self._lookup(pk)
+            obj = await _reads.lookup(self, pk)
         if obj is None:
             raise NotFoundError(self.model, pk)
         return obj
@@ -340,9 +331,12 @@ class Repository(Generic[ModelT]):
         for_update: bool = False,
     ) -> ModelT | None:
         """The row with primary key ``pk``, or ``None`` (options as for :meth:`get`)."""
+        obj: ModelT | None
         if load or options or for_update:
-            return await self._get_with(pk, load, options, for_update)
-        return await self._lookup(pk)
+            obj = await _reads.get_with(self, pk, load, options, for_update)
+        else:
+            obj = await _reads.lookup(self, pk)
+        return obj
 
     @_translated
     async def refresh(self, obj: ModelT) -> ModelT:
@@ -393,9 +387,8 @@ class Repository(Generic[ModelT]):
         if for_update:  # rows locked until the unit of work ends (a no-op on SQLite)
             stmt = stmt.with_for_update()
         params = {"mosaic_limit": limit + 1, "mosaic_offset": offset}
-        rows = typing.cast(
-            "builtins.list[ModelT]", (await self.session.exec(stmt, params=params)).all()
-        )
+        # ScalarResult.all() is a list (typed Sequence); no ``typing.cast`` call per page
+        rows: builtins.list[ModelT] = (await self.session.exec(stmt, params=params)).all()  # type: ignore[assignment]
         total = await self._count(conditions) if with_total else None
         if len(rows) > limit:  # a next page exists: the extra row only tells that
             items = rows[:limit]
@@ -483,7 +476,7 @@ class Repository(Generic[ModelT]):
         if not self._plan().direct_update:
             # a flush runs listeners, bumps a version, and sets onupdate columns only when a
             # value really changed: load, set, flush as the ORM would
-            found = await self._lookup(target)
+            found: ModelT | None = await _reads.lookup(self, target)
             if found is None:
                 raise NotFoundError(self.model, target)
             for name, value in values.items():
