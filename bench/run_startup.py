@@ -18,16 +18,21 @@ Two modes:
   which also scans every other distribution of the environment; the first-party plugins are
   installed too and skipped by the allowlist (never imported).
 
-Then, in two more fresh processes each (``--host``, on by default), the whole host start and the
-first two requests (a repository ``get`` in a unit of work, on a SQLite file):
+Then, in ``--repeat`` more fresh processes per mode (``--host``, on by default), the whole host
+start and the first three requests (a repository ``get`` in a unit of work, on a SQLite file):
 
 * ``host``: ``Mosaic(plugins=..., discover=False).start()`` as shipped: plugins loaded and
   SQLAlchemy's mappers configured in a worker thread, engine connected, startup hooks run;
 * ``lazy``: ``load_plugins`` + ``Database.connect()`` only (what a host without ``Mosaic`` does):
-  nobody configures the mappers, so the first request pays for it.
+  nobody configures the mappers, so the first request pays for it;
+* ``orm``: the reference: the same plugins loaded and mappers configured (in a worker thread),
+  then plain SQLAlchemy (``session.get`` in ``async_sessionmaker.begin()``) on the same model.
+  Its first request pays what any first use of a model pays in SQLAlchemy: compiling the
+  statement into the engine's cache and setting up the model's loading.
 
 Target (the benchmarks issue): ``load_plugins`` at most 0.5 s beyond the import time; the first
-request after ``Mosaic.start()`` as fast as the second.
+request after ``Mosaic.start()`` as fast as the second (``host``'s first against ``orm``'s first
+shows what of that first-use cost is sqlmosaic's own).
 """
 
 from __future__ import annotations
@@ -136,9 +141,15 @@ def child(mode: str, modules: list[str], names: list[str], loads: int, profile: 
 
 
 def host_child(mode: str, modules: list[str], names: list[str]) -> None:
-    """Runs in the measured process (``mode`` ``host`` or ``lazy``); prints one JSON line."""
+    """Runs in the measured process (``mode`` ``host``, ``lazy`` or ``orm``); prints one JSON
+    line. ``orm`` is the reference for the first request: the same plugins loaded and mappers
+    configured as ``host`` does, then plain SQLAlchemy (``create_async_engine``,
+    ``async_sessionmaker``, ``session.get`` in ``session.begin()``) on the same model."""
     import asyncio
     import importlib
+
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.orm import configure_mappers
 
     from sqlmosaic import Database, Mosaic, MosaicSettings, load_plugins, transaction
 
@@ -153,23 +164,41 @@ def host_child(mode: str, modules: list[str], names: list[str]) -> None:
         if mode == "host":
             mosaic = Mosaic(settings, plugins=plugins, discover=False)
             await mosaic.start()
-            database, registry = mosaic.database, mosaic.plugins.repositories
+            engine, registry = mosaic.database.engine, mosaic.plugins.repositories
+        elif mode == "orm":
+            loaded = await asyncio.to_thread(load_plugins, plugins=plugins, discover=False)
+            await asyncio.to_thread(configure_mappers)
+            engine, registry = create_async_engine(settings.url), loaded.repositories
+            async with engine.connect():
+                pass
         else:
             loaded = load_plugins(plugins=plugins, discover=False)
             database, registry = Database(settings), loaded.repositories
             await database.connect()
+            engine = database.engine
         started = time.perf_counter() - start
         repo_cls = registry[sorted(registry)[-1]]
-        table = repo_cls.model.__table__  # type: ignore[attr-defined]
-        async with database.engine.begin() as conn:  # untimed: the table the requests read
-            await conn.run_sync(lambda c: table.create(c))
+        model = repo_cls.model
+        async with engine.begin() as conn:  # untimed: the table the requests read
+            await conn.run_sync(lambda c: model.__table__.create(c))  # type: ignore[attr-defined]
         requests = []
+        orm_sessions = async_sessionmaker(engine, expire_on_commit=False)
         for _ in range(3):
             t = time.perf_counter()
-            async with database.session() as session, transaction(session):
-                await repo_cls(session).get_or_none(1)
+            if mode == "orm":
+                async with orm_sessions.begin() as orm_session:
+                    await orm_session.get(model, 1)
+            elif mode == "host":
+                async with mosaic.database.session() as session, transaction(session):
+                    await repo_cls(session).get_or_none(1)
+            else:
+                async with database.session() as session, transaction(session):
+                    await repo_cls(session).get_or_none(1)
             requests.append(time.perf_counter() - t)
-        await (mosaic.stop() if mode == "host" else database.dispose())
+        if mode == "host":
+            await mosaic.stop()
+        else:
+            await engine.dispose()
         return {"start": started, "requests": requests}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -251,13 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         "--host",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time Mosaic.start() and the first requests (modes host, lazy)",
+        help="also time Mosaic.start() and the first requests (modes host, lazy, orm)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
-        if spec["mode"] in ("host", "lazy"):
+        if spec["mode"] in ("host", "lazy", "orm"):
             host_child(spec["mode"], spec["modules"], spec["names"])
             return 0
         child(spec["mode"], spec["modules"], spec["names"], spec["loads"], args.profile)
@@ -294,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             results[mode] = {**summarize(runs), "runs": runs}
         hosts: dict[str, Any] = {}
-        for mode in ("host", "lazy") if args.host else ():
+        for mode in ("host", "lazy", "orm") if args.host else ():
             runs = []
             for i in range(args.repeat):
                 run = run_child(gen.root, mode, list(gen.modules), list(gen.names), 1, None)
