@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from . import _db, _plugins, _scaffold
+from ._common import collector_off_until_loaded
 
 __all__ = ["app", "main"]
 
@@ -33,5 +34,7 @@ app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (the garbage collector waits for the plugins to load: see
+    :func:`._common.collector_off_until_loaded`)."""
+    collector_off_until_loaded()
     app()
