@@ -7,7 +7,8 @@ docs/testing.md. This file only adds what is specific to this repository.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,28 @@ import pytest
 pytest_plugins = ("pytester",)
 
 _T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def refused_port() -> Iterator[Callable[[], int]]:
+    """Hands out loopback TCP ports that refuse connections, for "the server is down" tests.
+
+    Each port stays bound by a socket of this process that never listens, until the session
+    ends: a connection is refused at once, and no other process (another test run, a server
+    started meanwhile) can take the port in between. A port found free and released again
+    could be anyone's by the time the test connects to it.
+    """
+    held: list[socket.socket] = []
+
+    def take() -> int:
+        sock = socket.socket()
+        held.append(sock)
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+    yield take
+    for sock in held:
+        sock.close()
 
 
 @pytest.fixture

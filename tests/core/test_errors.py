@@ -8,9 +8,8 @@ values; a server that is gone, an exhausted pool and a hung statement are all
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,18 +155,12 @@ async def test_conflict_inside_a_unit_of_work_rolls_back_and_stays_typed(
 # --------------------------------------------------------------------------- unavailable
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-async def gone_server_engine() -> AsyncIterator[AsyncEngine]:
+async def gone_server_engine(refused_port: Callable[[], int]) -> AsyncIterator[AsyncEngine]:
     """An engine pointed at a PostgreSQL port nobody listens on."""
     engine = create_engine(
         MosaicSettings.load(
-            database_url=f"postgresql+asyncpg://app:pw@127.0.0.1:{closed_port()}/app",
+            database_url=f"postgresql+asyncpg://app:pw@127.0.0.1:{refused_port()}/app",
             connect_timeout=2,
         )
     )

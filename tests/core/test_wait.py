@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -13,20 +13,15 @@ from sqlmosaic import DatabaseUnavailableError, MosaicError, MosaicSettings, wai
 from sqlmosaic.cli import build_app
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_a_database_that_answers_returns_at_once(mosaic_fresh_url: str) -> None:
     waited = await wait_for_database(MosaicSettings.load(database_url=mosaic_fresh_url))
     assert waited >= 0
 
 
-async def test_an_unreachable_database_gives_up_naming_it_masked() -> None:
-    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{_closed_port()}/app"
+async def test_an_unreachable_database_gives_up_naming_it_masked(
+    refused_port: Callable[[], int],
+) -> None:
+    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{refused_port()}/app"
     with pytest.raises(DatabaseUnavailableError) as info:
         await wait_for_database(MosaicSettings.load(database_url=url), max_wait=0)
     message = str(info.value)
@@ -48,9 +43,9 @@ async def test_a_missing_database_is_not_waited_for(mosaic_fresh_url: str) -> No
     assert "did not answer" not in message
 
 
-def test_the_cli_command(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_command(monkeypatch: pytest.MonkeyPatch, refused_port: Callable[[], int]) -> None:
     monkeypatch.delenv("COLUMNS", raising=False)
-    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{_closed_port()}/app"
+    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{refused_port()}/app"
     result = CliRunner().invoke(
         build_app(), ["db", "wait", "--timeout", "0", "--database-url", url]
     )

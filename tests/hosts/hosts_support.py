@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -90,3 +91,26 @@ def loopback_client(base_url: str = "", timeout: float = 10.0) -> httpx.AsyncCli
     takes ~50 ms of CPU, which a debug-mode event loop reports as a slow callback.
     """
     return httpx.AsyncClient(base_url=base_url, timeout=timeout, verify=False, trust_env=False)
+
+
+_LISTENING = re.compile(rb"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+async def listening_url(process: asyncio.subprocess.Process) -> tuple[str, bytes]:
+    """The base URL a uvicorn server started with port 0 listens on, read from its log line.
+
+    With port 0 the kernel picks a free port when the server binds it, so no other process can
+    take it first (a port found free beforehand and handed over could be gone by then).
+    Returns the URL and the output read so far; ``process.communicate()`` gives the rest.
+    The caller bounds the wait (``asyncio.timeout``).
+    """
+    seen = b""
+    assert process.stdout is not None
+    while True:
+        line = await process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the server exited before listening:\n{seen.decode()}")
+        seen += line
+        found = _LISTENING.search(line)
+        if found:
+            return found.group(1).decode(), seen

@@ -7,24 +7,16 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from hosts_support import loopback_client
+from hosts_support import listening_url, loopback_client
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "hosts.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", PAGE.read_text(), re.DOTALL)
 TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def test_the_page_has_the_three_hosts() -> None:
@@ -54,8 +46,8 @@ async def _start(code: str, tmp_path: Path, env: dict[str, str]) -> asyncio.subp
 @pytest.mark.parametrize("index", range(len(BLOCKS)), ids=[f"block{i}" for i in range(3)])
 async def test_doc_sample_runs(index: int, mosaic_fresh_url: str, tmp_path: Path) -> None:
     code = BLOCKS[index]
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": mosaic_fresh_url, "PORT": str(port)}
+    # PORT=0: the sample's uvicorn binds a port the kernel picks and logs it
+    env = {**os.environ, "DATABASE_URL": mosaic_fresh_url, "PORT": "0"}
     process = await _start(code, tmp_path, env)
     try:
         if "uvicorn.run(" not in code:
@@ -63,7 +55,8 @@ async def test_doc_sample_runs(index: int, mosaic_fresh_url: str, tmp_path: Path
             assert process.returncode == 0, output.decode()
             assert "Note G -> ['ada." in output.decode()
             return
-        base = f"http://127.0.0.1:{port}"
+        async with asyncio.timeout(TIMEOUT):
+            base, _ = await listening_url(process)
         async with asyncio.timeout(TIMEOUT), loopback_client(base, timeout=5) as api:
             while True:
                 assert process.returncode is None, "the sample exited during startup"

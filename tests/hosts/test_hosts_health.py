@@ -4,7 +4,7 @@ a traceback), and a host can replace the error body's shape. FastAPI and Starlet
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,21 +21,16 @@ from sqlmosaic.integrations.fastapi import ErrorResponse, install_exception_hand
 FACTORIES = {"fastapi": create_fastapi_app, "starlette": create_starlette_app}
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
-
-
 @pytest.fixture(params=sorted(FACTORIES))
 def mosaic_app(request: pytest.FixtureRequest, mosaic_host: Mosaic) -> Any:
     return FACTORIES[request.param](mosaic_host)
 
 
 @pytest.mark.parametrize("kind", sorted(FACTORIES))
-async def test_health_is_503_with_the_typed_body_when_the_database_is_down(kind: str) -> None:
-    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{_closed_port()}/app"
+async def test_health_is_503_with_the_typed_body_when_the_database_is_down(
+    kind: str, refused_port: Callable[[], int]
+) -> None:
+    url = f"postgresql+asyncpg://app:s3cret-pw@127.0.0.1:{refused_port()}/app"
     app: FastAPI | Starlette = FACTORIES[kind](
         Mosaic(MosaicSettings.load(database_url=url, connect_timeout=2))
     )

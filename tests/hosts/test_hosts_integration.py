@@ -4,9 +4,9 @@ list-parameter parsing; plus the rule that importing ``sqlmosaic`` imports no we
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
@@ -43,15 +43,8 @@ from sqlmosaic.integrations.starlette import mosaic_lifespan as starlette_lifesp
 Users = Annotated[UserRepository, Depends(repository_dependency(UserRepository))]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
-
-
-def _unreachable_host(password: str = "s3cret-pw") -> Mosaic:
-    url = f"postgresql+asyncpg://app:{password}@127.0.0.1:{_closed_port()}/app"
+def _unreachable_host(port: int, password: str = "s3cret-pw") -> Mosaic:
+    url = f"postgresql+asyncpg://app:{password}@127.0.0.1:{port}/app"
     return Mosaic(MosaicSettings.load(database_url=url, connect_timeout=2))
 
 
@@ -65,9 +58,9 @@ def test_importing_sqlmosaic_imports_no_web_framework() -> None:
 
 
 async def test_lifespan_starts_logs_and_disposes_a_host_it_owns(
-    caplog_info: pytest.LogCaptureFixture,
+    caplog_info: pytest.LogCaptureFixture, refused_port: Callable[[], int]
 ) -> None:
-    host = _unreachable_host()
+    host = _unreachable_host(refused_port())
     app = FastAPI(lifespan=mosaic_lifespan(host))
     async with lifespan(app):
         assert host.running
@@ -122,9 +115,9 @@ async def test_a_failing_startup_aborts_the_app_and_disposes_the_engine(
 
 
 async def test_an_unreachable_database_is_503_with_retry_after(
-    caplog_info: pytest.LogCaptureFixture,
+    caplog_info: pytest.LogCaptureFixture, refused_port: Callable[[], int]
 ) -> None:
-    host = _unreachable_host()
+    host = _unreachable_host(refused_port())
     app = FastAPI(lifespan=mosaic_lifespan(host))
     install_exception_handlers(app, retry_after=7)
 

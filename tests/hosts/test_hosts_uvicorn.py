@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +16,12 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from hosts_support import assert_async_connection, assert_async_engine, loopback_client
+from hosts_support import (
+    assert_async_connection,
+    assert_async_engine,
+    listening_url,
+    loopback_client,
+)
 
 from examples.fastapi_app import create_app
 from sqlmosaic import Mosaic, MosaicSettings
@@ -108,22 +112,14 @@ async def test_crud_through_a_real_uvicorn_server(
     assert any(m.startswith("sqlmosaic host started: plugins: accounts 0.1.0") for m in messages)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_the_main_job_server_stops_cleanly_on_sigint(mosaic_fresh_url: str) -> None:
     """What ``scripts/run`` execs, on a fresh database; Ctrl-C (SIGINT) ends it with status 0.
     With MOSAIC_ASYNCIO_DEBUG=1 its loop really runs in debug mode (uvicorn.run ignores
-    PYTHONASYNCIODEBUG)."""
-    port = _free_port()
+    PYTHONASYNCIODEBUG). PORT=0: the server binds a port the kernel picks and logs it."""
     env = {
         **os.environ,
         "DATABASE_URL": mosaic_fresh_url,
-        "PORT": str(port),
+        "PORT": "0",
         "MOSAIC_ASYNCIO_DEBUG": "1",
     }
     env.pop("HOST", None)
@@ -138,8 +134,10 @@ async def test_the_main_job_server_stops_cleanly_on_sigint(mosaic_fresh_url: str
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    started = b""
     try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            base_url, started = await listening_url(process)
         async with asyncio.timeout(STARTUP_TIMEOUT), loopback_client(timeout=5) as probe:
             while True:
                 assert process.returncode is None, "the server exited during startup"
@@ -155,7 +153,7 @@ async def test_the_main_job_server_stops_cleanly_on_sigint(mosaic_fresh_url: str
         if process.returncode is None:
             process.kill()
             await process.wait()
-    log = output.decode()
+    log = (started + output).decode()
     assert process.returncode == 0, log
     assert "sqlmosaic host started: plugins: accounts 0.1.0, tasks 0.1.0" in log
     assert "asyncio debug mode is on" in log

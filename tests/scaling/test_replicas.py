@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -37,10 +36,7 @@ async def where(session: AsyncSession) -> tuple[bool, int]:
     return bool(row[0]), int(row[1])
 
 
-def dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def dead_url(port: int) -> str:
     return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/app"
 
 
@@ -184,8 +180,10 @@ async def test_no_stale_read_after_write_under_concurrent_requests(mosaic: Mosai
     assert [found for found, _ in results] == [True] * 200
 
 
-async def test_an_unreachable_replica_is_skipped(cluster: Cluster, mosaic_backend: str) -> None:
-    mosaic = await host(cluster.primary_url, [dead_url(), cluster.replica_urls()[0]])
+async def test_an_unreachable_replica_is_skipped(
+    cluster: Cluster, mosaic_backend: str, refused_port: Callable[[], int]
+) -> None:
+    mosaic = await host(cluster.primary_url, [dead_url(refused_port()), cluster.replica_urls()[0]])
     try:
 
         async def reads() -> list[tuple[bool, int]]:
@@ -202,9 +200,9 @@ async def test_an_unreachable_replica_is_skipped(cluster: Cluster, mosaic_backen
 
 
 async def test_no_healthy_replica_falls_back_to_the_primary(
-    cluster: Cluster, mosaic_backend: str
+    cluster: Cluster, mosaic_backend: str, refused_port: Callable[[], int]
 ) -> None:
-    mosaic = await host(cluster.primary_url, [dead_url(), dead_url()])
+    mosaic = await host(cluster.primary_url, [dead_url(refused_port()), dead_url(refused_port())])
     try:
 
         async def read() -> tuple[bool, int]:
