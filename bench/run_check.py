@@ -173,6 +173,7 @@ def measure_size(
     cli_repeat: int,
     work: Path,
     profile: str | None = None,
+    profile_cli: str | None = None,
 ) -> dict[str, Any]:
     n_plugins = max(1, tables // TABLES_PER_PLUGIN)
     root = work / f"t{tables}"
@@ -220,6 +221,15 @@ def measure_size(
                     f"mosaic db check failed at {tables} tables:\n{done.stdout[-2000:]}"
                     f"{done.stderr[-2000:]}"
                 )
+        if profile_cli:  # untimed: cProfile's own overhead inflates everything it sees
+            cmd = [sys.executable, "-m", "cProfile", "-o", f"{profile_cli}.{tables}", mosaic]
+            subprocess.run(
+                [*cmd, "db", "check", "--config", str(ini), "--database-url", url],
+                env=_env(gen.root, allow=gen.allow),
+                capture_output=True,
+                timeout=1800,
+                check=True,
+            )
         result["cli_seconds"] = [round(x, 4) for x in cli]
         result["check"] = _stats(result["check_seconds"])
         result["orphans"] = _stats(result["orphans_seconds"])
@@ -239,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cli-repeat", type=int, default=3, help="`mosaic db check` runs per size")
     p.add_argument("--pg-url", help="an existing server (any database URL; role needs CREATEDB)")
     p.add_argument("--profile", help="cProfile the first check() per size into PROFILE.<tables>")
+    p.add_argument(
+        "--profile-cli",
+        help="also run `mosaic db check` once more per size under cProfile, into PATH.<tables>",
+    )
     p.add_argument("--out", default=str(RESULTS_DIR / "check.json"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -270,7 +284,15 @@ def main(argv: list[str] | None = None) -> int:
             server_url = server.url
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sqlmosaic-check-")))
         for tables in sizes:
-            r = measure_size(tables, server_url, args.repeat, args.cli_repeat, work, args.profile)
+            r = measure_size(
+                tables,
+                server_url,
+                args.repeat,
+                args.cli_repeat,
+                work,
+                args.profile,
+                args.profile_cli,
+            )
             results[str(tables)] = r
             print(
                 f"[check] {r['tables']:>5} tables ({r['plugins']} plugins): autogenerate "
