@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
-__all__ = ["collector_paused", "paused_collector"]
+__all__ = [
+    "collector_paused",
+    "defer_collector_until_plugins_loaded",
+    "paused_collector",
+    "plugins_loaded",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,3 +49,32 @@ def collector_paused(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+_deferred = False
+
+
+def defer_collector_until_plugins_loaded() -> None:
+    """The ``mosaic`` console script's first step: the collector stays off until
+    :func:`~sqlmosaic.load_plugins` has loaded the plugins (it calls :func:`plugins_loaded`).
+
+    Loading builds every plugin's model classes, tables and mappers, which live until the
+    short-lived process exits: the collections that would run meanwhile scan them and free
+    nothing (``mosaic db check`` at 500 tables: 5.5 s with them, 3.8 s without).
+    """
+    global _deferred
+    if gc.isenabled():
+        gc.disable()
+        _deferred = True
+
+
+def plugins_loaded() -> None:
+    """Move what exists now (the loaded plugins) out of the collector's reach with
+    ``gc.freeze()``, then switch the collector back on. A no-op unless
+    :func:`defer_collector_until_plugins_loaded` switched it off: applications, hosts and tests
+    keep their own collector settings."""
+    global _deferred
+    if _deferred:
+        _deferred = False
+        gc.freeze()
+        gc.enable()

@@ -34,7 +34,7 @@ from ._exceptions import (
     PluginHookError,
     PluginImportError,
 )
-from ._gc import collector_paused
+from ._gc import collector_paused, plugins_loaded
 from ._metadata import check_tables, merge_tables
 from ._plugin_source import disabled_definers
 from ._repository import Repository
@@ -297,6 +297,7 @@ def load_plugins(
         )
         for name in order
     )
+    plugins_loaded()  # the console script's collector resumes (a no-op anywhere else)
     return PluginSet(infos, registry, tuple(skipped), pm, owners)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sqlmosaic.cli._common import collector_off_until_loaded, plugins_loaded
+from sqlmosaic._gc import defer_collector_until_plugins_loaded, plugins_loaded
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def collector_restored() -> Iterator[None]:
 def test_off_while_loading_then_frozen_and_back_on() -> None:
     gc.enable()
     frozen = gc.get_freeze_count()
-    collector_off_until_loaded()
+    defer_collector_until_plugins_loaded()
     assert not gc.isenabled()
     loaded = [object() for _ in range(10)]  # tracked containers built while "loading"
     assert gc.is_tracked(loaded)
@@ -43,7 +43,23 @@ def test_off_while_loading_then_frozen_and_back_on() -> None:
 def test_an_application_that_disabled_the_collector_keeps_it_disabled() -> None:
     gc.disable()
     frozen = gc.get_freeze_count()
-    collector_off_until_loaded()
+    defer_collector_until_plugins_loaded()
     plugins_loaded()
     assert not gc.isenabled()
     assert gc.get_freeze_count() == frozen
+
+
+@pytest.mark.usefixtures("collector_restored")
+def test_load_plugins_switches_the_deferred_collector_back_on() -> None:
+    """What ``mosaic`` does: the collector is off from the start, and back on (with the loaded
+    plugins frozen) as soon as load_plugins has loaded them, whatever the command."""
+    from sqlmosaic import load_plugins
+
+    gc.enable()
+    frozen = gc.get_freeze_count()
+    defer_collector_until_plugins_loaded()
+    assert not gc.isenabled()
+    loaded = load_plugins(allow=["accounts"])
+    assert loaded.names == ("accounts",)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > frozen

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import typer
 
+from .._gc import defer_collector_until_plugins_loaded
 from . import _db, _plugins, _scaffold
-from ._common import collector_off_until_loaded
 
 __all__ = ["app", "main"]
 
@@ -35,6 +35,6 @@ app = build_app()
 
 def main() -> None:
     """Console-script entry point (the garbage collector waits for the plugins to load: see
-    :func:`._common.collector_off_until_loaded`)."""
-    collector_off_until_loaded()
+    :func:`sqlmosaic._gc.defer_collector_until_plugins_loaded`)."""
+    defer_collector_until_plugins_loaded()
     app()

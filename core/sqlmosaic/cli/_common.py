@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,14 +15,7 @@ from .._exceptions import MosaicError
 from .._settings import MosaicSettings
 from .._url import mask_password
 
-__all__ = [
-    "UnwrappedConsole",
-    "collector_off_until_loaded",
-    "err_console",
-    "load_settings",
-    "plugins_loaded",
-    "reporting_errors",
-]
+__all__ = ["UnwrappedConsole", "err_console", "load_settings", "reporting_errors"]
 
 #: Columns when the output is not a terminal: wide enough that nothing is ever wrapped.
 UNWRAPPED_WIDTH = 10_000
@@ -63,31 +55,3 @@ def reporting_errors() -> Iterator[None]:
     except MosaicError as exc:
         err_console.print(f"[bold red]error:[/] {escape(mask_password(str(exc)))}", highlight=False)
         raise typer.Exit(code=1) from None
-
-
-_collector_deferred = False
-
-
-def collector_off_until_loaded() -> None:
-    """The console script's first step: the cyclic garbage collector stays off until the
-    plugins are loaded (:func:`plugins_loaded`).
-
-    Loading builds every plugin's model classes, tables and mappers, which live until this
-    short-lived process exits: the collections that would run meanwhile scan them and free
-    nothing (at 500 tables, one such pass cost ~0.3 s of ``mosaic db check``).
-    """
-    global _collector_deferred
-    if gc.isenabled():
-        gc.disable()
-        _collector_deferred = True
-
-
-def plugins_loaded() -> None:
-    """Move what exists now (the loaded plugins) out of the collector's reach with
-    ``gc.freeze()``, then switch the collector back on for the command's own work. A no-op
-    unless :func:`collector_off_until_loaded` switched it off (tests call commands in process)."""
-    global _collector_deferred
-    if _collector_deferred:
-        _collector_deferred = False
-        gc.freeze()
-        gc.enable()

@@ -42,7 +42,7 @@ from ..migrations._branches import (
 )
 from ..migrations._config import ON_APPLY_KEY, PROCESS_REVISION_KEY
 from ..migrations._setup import resolve_plugins
-from ._common import UnwrappedConsole, load_settings, plugins_loaded, reporting_errors
+from ._common import UnwrappedConsole, load_settings, reporting_errors
 from ._wait import wait_cmd
 
 __all__ = ["register"]
@@ -82,8 +82,7 @@ def _databases(config_path: Path, database_url: str | None, revision: str = "hea
     from ..migrations._binds import bind_configs
 
     cfg, _masked = _config(config_path, database_url)
-    found = bind_configs(cfg)  # loads the plugins
-    plugins_loaded()
+    found = bind_configs(cfg)
     if len(found) == 1 or revision in {"heads", "head", "base"} or revision.lstrip("+-").isdigit():
         return found
     return [bind for bind in found if _knows(bind.config, revision)] or found
