@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +72,8 @@ def _paired_ratio(stack: dict[str, Any], other: dict[str, Any] | None) -> str:
     """Median over rounds of stack / other throughput in the same round ('-' if not run)."""
     if other is None or len(other["rounds"]) != len(stack["rounds"]):
         return "-"
-    ratios = sorted(a / b for a, b in zip(stack["rounds"], other["rounds"], strict=True))
-    mid = len(ratios) // 2
-    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return f"{median:.2f}"
+    ratios = [a / b for a, b in zip(stack["rounds"], other["rounds"], strict=True)]
+    return f"{statistics.median(ratios):.2f}"
 
 
 def condensed_table(result: dict[str, Any]) -> str:
