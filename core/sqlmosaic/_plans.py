@@ -27,6 +27,9 @@ would redo on every call, without changing what the caller gets:
   ``model_post_init``, ``extra="allow"`` or ``init`` listeners of their own; otherwise
   ``Model(**mapping)`` builds them.
 
+Loaded rows of a model with a repository or a plan are built without SQLModel's per-row Python
+(``_loading``, where that builds the same instance).
+
 Relies on long-standing private parts of SQLAlchemy: ``Session._is_clean``,
 ``Session._save_impl`` and ``Session._register_persistent`` (what ``add`` and ``flush`` call),
 and the mapper's own ``init`` listener (``_event_on_init``, told apart from user listeners);
@@ -67,6 +70,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from ._binds import note_write
 from ._exceptions import InvalidQueryError, RepositoryError
 from ._gc import paused_collector
+from ._loading import install_fast_new_instance
 
 __all__ = ["ModelPlan", "model_plan"]
 
@@ -396,8 +400,13 @@ class ModelPlan:
 
 
 def model_plan(model: type[Any]) -> ModelPlan:
-    """Build the plan of ``model`` (a mapped table class); callers cache it."""
+    """Build the plan of ``model`` (a mapped table class); callers cache it.
+
+    Also puts the C-level construction of loaded rows in place for ``model`` where it builds
+    what SQLModel's own path builds (see ``_loading``).
+    """
     mapper: Mapper[Any] = inspect(model)
+    install_fast_new_instance(model)
     table = mapper.local_table
     assert isinstance(table, Table)
     pk_columns = tuple(c for c in mapper.primary_key if isinstance(c, Column))

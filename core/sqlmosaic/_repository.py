@@ -32,6 +32,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from . import _bulk, _reads, _upsert
 from ._boundary import _TRANSLATED, _translated
 from ._exceptions import ConfigurationError, InvalidQueryError, NotFoundError
+from ._loading import install_fast_new_instance
 from ._plans import ModelPlan, model_plan
 from ._query import (
     Filter,
@@ -111,6 +112,10 @@ class Repository(Generic[ModelT]):
                 f"got {model!r}",
                 setting="model",
             )
+        if model is not None:
+            # loaded rows built without SQLModel's per-row Python (a model assigned later gets
+            # it with the repository's plan)
+            install_fast_new_instance(model)
 
     def __init__(self, session: AsyncSession) -> None:
         if not hasattr(type(self), "model"):
