@@ -7,9 +7,7 @@ free, a ping only after ``pool_ping_after`` seconds idle), ``application_name``,
 
 SQLite (aiosqlite): foreign keys ON, WAL, a busy timeout, and pysqlite's transaction handling
 replaced by explicit ``BEGIN`` statements so that SAVEPOINTs work and a unit of work's
-read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``). A session
-outside a unit of work reads as on PostgreSQL's default (READ COMMITTED): each ``SELECT`` sees
-what was committed before it, and its first write begins the transaction.
+read-modify-write cannot interleave with another writer (``BEGIN IMMEDIATE``).
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ __all__ = ["SQLITE_BEGIN_OPTION", "create_engine", "create_session_factory", "se
 SQLITE_BEGIN_OPTION = "mosaic_sqlite_begin"
 #: Where the mode is kept for the current checkout: the pool record's ``info`` (reset at checkin).
 _BEGIN_MODE_KEY = "mosaic_sqlite_begin_mode"
-_BEGIN_DEFERRED = "BEGIN DEFERRED"
 
 
 def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
@@ -209,21 +206,10 @@ def install_sqlite_listeners(engine: AsyncEngine, *, busy_timeout: float = 30.0)
     """Fix pysqlite's transaction handling on ``engine`` and set the connection pragmas.
 
     SQLAlchemy, not pysqlite, starts transactions: the dialect's ``do_begin`` (a no-op for
-    pysqlite) leaves a ``BEGIN`` to be sent with the transaction's first statement (see
-    :class:`DeferredBeginConnection`):
-
-    * execution option :data:`SQLITE_BEGIN_OPTION` ``"IMMEDIATE"`` (a unit of work that may
-      write): ``BEGIN IMMEDIATE`` with the first statement, the write lock held from there;
-    * ``"DEFERRED"`` (a read-only unit of work): ``BEGIN DEFERRED`` with the first statement,
-      every read of the transaction on one snapshot;
-    * no option (a session outside a unit of work): ``BEGIN DEFERRED`` with the first statement
-      that is not a ``SELECT``. The ``SELECT`` statements before it each read on their own
-      snapshot, as at PostgreSQL's default READ COMMITTED, and hold no read lock between
-      statements (a long request does not pin the WAL); no write ever runs outside the
-      transaction.
-
-    SAVEPOINTs then work, DDL is transactional, and a unit of work holds the write lock from its
-    first statement.
+    pysqlite) leaves ``BEGIN DEFERRED`` or, for a connection with the execution option
+    :data:`SQLITE_BEGIN_OPTION` ``"IMMEDIATE"``, ``BEGIN IMMEDIATE`` to be sent with the
+    transaction's first statement (see :class:`DeferredBeginConnection`). SAVEPOINTs then work,
+    DDL is transactional, and a unit of work holds the write lock from its first statement.
     No connection event listener is installed: SQLAlchemy runs its per-statement event dispatch
     only on engines that have one (~5 % of a short read).
 
@@ -332,13 +318,11 @@ def _do_begin(pooled: Any) -> None:
     ``pooled`` is the pool's proxy; its ``dbapi_connection`` is SQLAlchemy's aiosqlite adapter.
     """
     adapter = pooled.dbapi_connection
-    mode = pooled.info.get(_BEGIN_MODE_KEY)
-    statement = _BEGIN_DEFERRED if mode is None else f"BEGIN {mode}"
+    statement = f"BEGIN {pooled.info.get(_BEGIN_MODE_KEY, 'DEFERRED')}"
     raw = _raw_connection(adapter)
     if isinstance(raw, DeferredBeginConnection):
         if not raw.mosaic_autocommit:
             raw.mosaic_pending_begin = statement
-            raw.mosaic_select_first = mode is None
         return
     # not one of ours (a ``factory`` of the caller's own in connect_args): send it now
     cursor = adapter.cursor()
@@ -350,12 +334,10 @@ def _do_begin(pooled: Any) -> None:
 
 def set_begin_mode(connection: Connection, mode: str) -> None:
     """Change the ``BEGIN`` still pending on ``connection`` (of a sqlmosaic SQLite engine) to
-    ``mode``, sent with the next statement whatever it is: a bind's connection that joins a unit
-    of work, or a session that only read before its unit of work, begins as the unit would."""
+    ``mode``: a bind's connection that joins a unit of work begins as the unit did."""
     raw = _raw_connection(connection.connection.dbapi_connection)
     if isinstance(raw, DeferredBeginConnection) and raw.mosaic_pending_begin is not None:
         raw.mosaic_pending_begin = f"BEGIN {_check_mode(mode)}"
-        raw.mosaic_select_first = False
 
 
 def _raw_connection(adapter: Any) -> Any:
@@ -369,7 +351,7 @@ class DeferredBeginCursor(sqlite3.Cursor):
     def execute(self, sql: str, parameters: Any = (), /) -> DeferredBeginCursor:
         connection = self.connection
         if isinstance(connection, DeferredBeginConnection):
-            connection.send_pending_begin(sql)
+            connection.send_pending_begin()
         super().execute(sql, parameters)
         return self
 
@@ -388,10 +370,8 @@ class DeferredBeginConnection(sqlite3.Connection):
     own was one more trip per transaction (about a sixth of a short read, measured in bench/).
     The engine's ``do_begin`` leaves the statement here; the next cursor ``execute`` (on the
     worker thread) sends it first, and a ``commit``/``rollback`` with nothing sent since drops it
-    (nothing to end). The transaction is the same: it starts before its first statement (with no
-    begin mode asked for, its first statement that is not a ``SELECT``: see
-    :func:`install_sqlite_listeners`), and ``BEGIN IMMEDIATE`` still takes the write lock before
-    any read.
+    (nothing to end). The transaction is the same: it starts before its first statement, and
+    ``BEGIN IMMEDIATE`` still takes the write lock before any read.
 
     ``close`` rolls back first. SQLAlchemy closes (invalidates) a connection whose statement was
     interrupted by a ``CancelledError``; a cursor of the cancelled statement may still be open,
@@ -401,30 +381,22 @@ class DeferredBeginConnection(sqlite3.Connection):
     """
 
     mosaic_pending_begin: str | None = None
-    #: the pending BEGIN waits for the first statement that is not a ``SELECT`` (no begin mode
-    #: was asked for: a session outside a unit of work)
-    mosaic_select_first: bool = False
     #: the connection's isolation level is AUTOCOMMIT: no BEGIN is left pending
     mosaic_autocommit: bool = False
 
     def cursor(self, factory: Any = None) -> sqlite3.Cursor:  # type: ignore[override]
         return super().cursor(factory or DeferredBeginCursor)
 
-    def send_pending_begin(self, sql: str = "") -> None:
-        """Send the pending ``BEGIN``, unless it waits for a write and ``sql`` is a ``SELECT``.
-
-        A statement that starts with ``SELECT`` cannot write in SQLite (``WITH`` can prefix
-        an INSERT, UPDATE or DELETE, so it sends the ``BEGIN``).
-        """
+    def send_pending_begin(self) -> None:
         statement = self.mosaic_pending_begin
-        if statement is not None and not (self.mosaic_select_first and sql[:6] == "SELECT"):
+        if statement is not None:
             # cleared only once it worked: a BEGIN IMMEDIATE that found the database busy is
             # tried again by the next statement, which never runs outside the transaction
             sqlite3.Cursor(self).execute(statement).close()
             self.mosaic_pending_begin = None
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        self.send_pending_begin(sql)
+        self.send_pending_begin()
         return super().execute(sql, parameters)
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:

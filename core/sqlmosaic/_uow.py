@@ -28,7 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSessionTransaction, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ._engine import SQLITE_BEGIN_OPTION, set_begin_mode
+from ._engine import SQLITE_BEGIN_OPTION
 from ._exceptions import (
     CommitOutcomeUnknownError,
     ConfigurationError,
@@ -185,20 +185,14 @@ async def _begin(
     read_only: bool,
 ) -> None:
     """Begin the outermost transaction; record in ``begun`` what the end must undo."""
-    bind = session.bind
-    dialect = bind.dialect.name if bind is not None else ""
     if session.in_transaction():
         # Already begun, e.g. a request's dependency read through this session first (the
         # ordinary endpoint pattern): too late for SET TRANSACTION, but read_only still holds.
-        if dialect == "sqlite":
-            # Those reads ran on their own snapshots (no BEGIN before a write outside a unit of
-            # work): if still nothing was written, the unit begins as its own would.
-            sync_connection = (await session.connection()).sync_connection
-            if sync_connection is not None:
-                set_begin_mode(sync_connection, "DEFERRED" if read_only else "IMMEDIATE")
         if read_only:
             await _read_only_from_now_on(session, begun)
         return
+    bind = session.bind
+    dialect = bind.dialect.name if bind is not None else ""
     joined = isinstance(bind, AsyncConnection) and bind.in_transaction()
     options: dict[str, Any] = {}
     if isolation_level is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -158,38 +157,6 @@ async def test_sqlite_units_of_work_begin_immediate(
 
 
 @pytest.mark.mosaic_backends("sqlite")
-async def test_sqlite_unit_of_work_after_reads_still_begins_immediate(
-    mosaic_fresh_url: str, fresh_engine: AsyncEngine
-) -> None:
-    """The endpoint pattern: a dependency reads through the session, then the service opens a
-    unit of work on it. The reads sent no BEGIN, so the unit's first statement sends BEGIN
-    IMMEDIATE (its read-modify-write cannot interleave with another writer); a read-only unit
-    after reads gets its snapshot and refuses writes."""
-    impatient = create_engine(
-        MosaicSettings.load(database_url=mosaic_fresh_url, sqlite_busy_timeout=0)
-    )
-    insert = text("INSERT INTO team (name, created_at) VALUES (:name, '2026-01-01 00:00:00')")
-    factory = create_session_factory(fresh_engine)
-    try:
-        async with factory() as session:
-            await UserRepository(session).count()  # the dependency's read
-            async with transaction(session):
-                await UserRepository(session).count()
-                async with impatient.connect() as other:
-                    with pytest.raises(sa_exc.OperationalError, match="locked"):
-                        await other.execute(insert, {"name": "blocked"})
-        async with factory() as session:
-            await UserRepository(session).count()
-            async with transaction(session, read_only=True):
-                connection = await session.connection()
-                assert await connection.scalar(text("PRAGMA query_only")) == 1
-                raw = (await connection.get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
-                assert raw.in_transaction
-    finally:
-        await impatient.dispose()
-
-
-@pytest.mark.mosaic_backends("sqlite")
 async def test_sqlite_begin_travels_with_the_first_statement(
     fresh_engine: AsyncEngine,
 ) -> None:
@@ -218,60 +185,6 @@ async def test_sqlite_begin_travels_with_the_first_statement(
     with pytest.raises(ValueError, match="DEFERRED or IMMEDIATE"):
         async with fresh_engine.connect() as conn:
             await conn.execution_options(**{SQLITE_BEGIN_OPTION: "EXCLUSIVE; DROP"})
-
-
-@pytest.mark.mosaic_backends("sqlite")
-async def test_sqlite_session_outside_a_unit_reads_committed_and_writes_in_a_transaction(
-    mosaic_fresh_url: str, fresh_engine: AsyncEngine
-) -> None:
-    """Outside a unit of work a session reads as at PostgreSQL's default (READ COMMITTED): each
-    SELECT sees what was committed before it and holds no read lock afterwards (a checkpoint
-    completes); its first other statement begins the transaction, so a rollback undoes every
-    write, one behind a ``WITH`` included. A read-only unit of work reads on one snapshot."""
-    insert = text("INSERT INTO team (name, created_at) VALUES (:name, '2026-01-01 00:00:00')")
-    count = text("SELECT count(*) FROM team")
-    path = make_url(mosaic_fresh_url).database
-    assert path
-
-    def checkpoint() -> tuple[int, int, int]:
-        # a plain sqlite3 connection that does not wait: busy=1 if a reader pins the WAL
-        with contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as con:
-            row = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            return (int(row[0]), int(row[1]), int(row[2]))
-
-    other_engine = create_engine(MosaicSettings.load(database_url=mosaic_fresh_url))
-    factory = create_session_factory(fresh_engine)
-    try:
-        async with factory() as session:
-            assert await session.scalar(count) == 0
-            raw = (await (await session.connection()).get_raw_connection()).driver_connection._conn  # type: ignore[union-attr]
-            assert isinstance(raw, DeferredBeginConnection)
-            assert not raw.in_transaction
-            async with other_engine.begin() as other:
-                await other.execute(insert, {"name": "committed elsewhere"})
-            assert (await asyncio.to_thread(checkpoint))[0] == 0  # nothing pins the WAL
-            assert await session.scalar(count) == 1  # sees what was committed since
-            await session.exec(insert.bindparams(name="mine"))  # BEGIN DEFERRED goes first
-            assert raw.in_transaction
-            await session.rollback()
-        async with factory() as session:
-            await session.exec(
-                text(
-                    "WITH n(name) AS (SELECT 'cte') "
-                    "INSERT INTO team (name, created_at) SELECT name, '2026-01-01' FROM n"
-                )
-            )
-            await session.rollback()
-        async with other_engine.connect() as other:
-            names = (await other.execute(text("SELECT name FROM team"))).scalars().all()
-            assert names == ["committed elsewhere"]
-        async with factory() as session, transaction(session, read_only=True):
-            assert await session.scalar(count) == 1
-            async with other_engine.begin() as other:
-                await other.execute(insert, {"name": "after the snapshot"})
-            assert await session.scalar(count) == 1  # still the unit's snapshot
-    finally:
-        await other_engine.dispose()
 
 
 @pytest.mark.mosaic_backends("sqlite")
