@@ -13,10 +13,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mosaic_accounts import User, UserRepository
+from mosaic_accounts import Team, TeamRepository, User, UserRepository
 from sqlmosaic import (
     ConfigurationError,
     Database,
+    DatabaseUnavailableError,
     MosaicSettings,
     create_engine,
     create_session_factory,
@@ -154,6 +155,37 @@ async def test_sqlite_units_of_work_begin_immediate(
             assert names == ["not blocked"]
     finally:
         await impatient.dispose()
+
+
+@pytest.mark.mosaic_backends("sqlite")
+async def test_sqlite_stale_read_before_a_unit_of_work_is_refused_not_lost(
+    mosaic_fresh_url: str, fresh_engine: AsyncEngine
+) -> None:
+    """The endpoint pattern: a dependency reads a row through the session, another request
+    commits a change to it, then the service changes the object it read in a unit of work on
+    the same session. The session's reads began its transaction (one snapshot), so the stale
+    write is refused with a retryable error instead of overwriting the other commit; rerun in a
+    fresh session, it sees the committed value. (Reads outside a transaction would lose it.)"""
+    other_engine = create_engine(MosaicSettings.load(database_url=mosaic_fresh_url))
+    factory, others = create_session_factory(fresh_engine), create_session_factory(other_engine)
+    try:
+        async with factory() as session, transaction(session):
+            await TeamRepository(session).add(Team(name="a"))
+        async with factory() as session:
+            team = (await TeamRepository(session).list()).items[0]  # the dependency's read
+            team_id = team.id
+            async with others() as other, transaction(other):
+                (await TeamRepository(other).get(team_id)).name = "b"
+            with pytest.raises(DatabaseUnavailableError):
+                async with transaction(session):
+                    team.name = team.name + "!"  # based on the stale "a"
+        async with factory() as session, transaction(session):  # the retry, fresh
+            team = await TeamRepository(session).get(team_id)
+            team.name = team.name + "!"
+        async with other_engine.connect() as conn:
+            assert await conn.scalar(text("SELECT name FROM team")) == "b!"
+    finally:
+        await other_engine.dispose()
 
 
 @pytest.mark.mosaic_backends("sqlite")
