@@ -351,7 +351,7 @@ class ModelPlan:
                     info.get_default(call_default_factory=True) if default is _CALL else default
                 )
         data.update(values)
-        # SQLModel's __new__ already set __pydantic_extra__/__pydantic_private__ to None
+        # new_instance (SQLModel's __new__ or _loading's) already set the other two slots
         object.__setattr__(obj, "__pydantic_fields_set__", set(values))
         return obj
 
