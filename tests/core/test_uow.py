@@ -756,3 +756,32 @@ async def test_host_unit_of_work_and_run(mosaic_host: Mosaic) -> None:
         return [t.name for t in page.items]
 
     assert await mosaic_host.run(read, read_only=True) == ["host team"]
+
+
+@pg_only
+async def test_an_object_read_before_the_unit_is_reread_with_for_update(
+    mosaic_fresh_url: str, fresh_engine: AsyncEngine
+) -> None:
+    """The endpoint pattern on PostgreSQL (READ COMMITTED): a dependency reads a row, another
+    request commits a change to it, then the service's unit of work changes the row. A plain
+    ``get`` in the unit hands back the object read before (the identity map): its change would
+    overwrite the other commit. ``get(pk, for_update=True)`` reads the row again, locked, and
+    refreshes that same object, so the change builds on the committed value."""
+    other_engine = create_engine(MosaicSettings.load(database_url=mosaic_fresh_url))
+    factory, others = create_session_factory(fresh_engine), create_session_factory(other_engine)
+    try:
+        async with factory() as session, transaction(session):
+            team_id = (await TeamRepository(session).add(Team(name="a"))).id
+        async with factory() as session:
+            team = await TeamRepository(session).get(team_id)  # the dependency's read
+            async with others() as other, transaction(other):
+                (await TeamRepository(other).get(team_id)).name = "b"
+            async with transaction(session):
+                again = await TeamRepository(session).get(team_id, for_update=True)
+                assert again is team
+                assert team.name == "b"
+                team.name = team.name + "!"
+        async with other_engine.connect() as conn:
+            assert await conn.scalar(text("SELECT name FROM team")) == "b!"
+    finally:
+        await other_engine.dispose()
