@@ -44,7 +44,14 @@ from ._url import mask_url
 if TYPE_CHECKING:
     from ._plugins import PluginSet
 
-__all__ = ["BIND_NAMES_KEY", "BindPlan", "BindsSession", "note_write", "plan_binds"]
+__all__ = [
+    "BIND_NAMES_KEY",
+    "BindPlan",
+    "BindsSession",
+    "note_write",
+    "plan_binds",
+    "refuse_bind_writes",
+]
 
 #: Session ``info`` key: ``{masked URL: what it is}`` ("primary", "plugin memos"), for messages.
 BIND_NAMES_KEY = "mosaic_bind_names"
@@ -186,6 +193,20 @@ def note_write(session: OrmSession, bind: Engine | Connection | Any) -> None:
         label = _label(bind)
         _refuse_if_read_only(session, label)
         session.info.setdefault(_WRITTEN_KEY, {})[label] = None
+
+
+def refuse_bind_writes(session: OrmSession) -> None:
+    """Refuse writes through every bind but the primary until the session's transaction ends.
+
+    For a read-only unit of work opened on a session whose transaction had already begun (a
+    request's dependency read first): its bind connections did not begin as the unit's would
+    (``_after_begin``), so the refusal is made here, before anything is sent, as for a SQLite
+    bind. No-op for a session without binds.
+    """
+    names: Mapping[str, str] = session.info.get(BIND_NAMES_KEY, {})
+    refused = {label for label, name in names.items() if name != "primary"}
+    if refused:
+        session.info.setdefault(_READ_ONLY_KEY, set()).update(refused)
 
 
 def _refuse_if_read_only(session: OrmSession, label: str) -> None:

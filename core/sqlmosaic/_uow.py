@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSessionTransaction, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ._binds import refuse_bind_writes
 from ._engine import SQLITE_BEGIN_OPTION
 from ._exceptions import (
     CommitOutcomeUnknownError,
@@ -187,9 +188,11 @@ async def _begin(
     """Begin the outermost transaction; record in ``begun`` what the end must undo."""
     if session.in_transaction():
         # Already begun, e.g. a request's dependency read through this session first (the
-        # ordinary endpoint pattern): too late for SET TRANSACTION, but read_only still holds.
+        # ordinary endpoint pattern): too late for SET TRANSACTION, but read_only still holds,
+        # on the primary and on every bind.
         if read_only:
             await _read_only_from_now_on(session, begun)
+            refuse_bind_writes(session.sync_session)
         return
     bind = session.bind
     dialect = bind.dialect.name if bind is not None else ""

@@ -514,6 +514,27 @@ async def test_a_read_only_unit_cannot_write_to_a_bind(
     assert await count(second_url, "memo") == 1
 
 
+@pytest.mark.parametrize("read_first", ["primary", "bind"])
+async def test_a_read_only_unit_opened_after_reads_cannot_write_to_a_bind(
+    host: Mosaic, second_url: str, read_first: str
+) -> None:
+    """The endpoint pattern: the session read before the read-only unit began (its
+    connections began then, not as the unit's would); a write to the bind is still refused
+    before it is sent, and the next writing unit is not affected."""
+    async with host.session_factory() as session:
+        if read_first == "primary":
+            await UserRepository(session).count()
+        else:
+            await MemoRepository(session).count()
+        with pytest.raises(RepositoryError):
+            async with transaction(session, read_only=True):
+                await MemoRepository(session).add(Memo(author_email="r@example.com", body="r"))
+    assert await count(second_url, "memo") == 0
+    async with host.unit_of_work() as uow:
+        await uow.repository(MemoRepository).add(Memo(author_email="r@example.com", body="w"))
+    assert await count(second_url, "memo") == 1
+
+
 @pytest.mark.mosaic_backends("sqlite")
 async def test_a_writing_unit_takes_the_sqlite_binds_write_lock_at_its_first_statement(
     host: Mosaic, second_url: str
