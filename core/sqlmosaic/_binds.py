@@ -48,6 +48,7 @@ __all__ = [
     "BIND_NAMES_KEY",
     "BindPlan",
     "BindsSession",
+    "begin_binds_as",
     "note_write",
     "plan_binds",
     "refuse_bind_writes",
@@ -193,6 +194,16 @@ def note_write(session: OrmSession, bind: Engine | Connection | Any) -> None:
         label = _label(bind)
         _refuse_if_read_only(session, label)
         session.info.setdefault(_WRITTEN_KEY, {})[label] = None
+
+
+def begin_binds_as(session: OrmSession, options: Mapping[str, Any]) -> None:
+    """Bind connections that join ``session``'s transaction from now on begin with a unit of
+    work's BEGIN ``options`` (see ``_after_begin``): for a unit opened after the transaction
+    had begun. A connection already in the transaction keeps how it began. No-op for a
+    session without binds, or without options.
+    """
+    if isinstance(session, BindsSession) and options:
+        session.info[_BEGIN_KEY] = dict(options)
 
 
 def refuse_bind_writes(session: OrmSession) -> None:

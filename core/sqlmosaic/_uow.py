@@ -28,7 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSessionTransaction, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ._binds import refuse_bind_writes
+from ._binds import begin_binds_as, refuse_bind_writes
 from ._engine import SQLITE_BEGIN_OPTION
 from ._exceptions import (
     CommitOutcomeUnknownError,
@@ -186,14 +186,6 @@ async def _begin(
     read_only: bool,
 ) -> None:
     """Begin the outermost transaction; record in ``begun`` what the end must undo."""
-    if session.in_transaction():
-        # Already begun, e.g. a request's dependency read through this session first (the
-        # ordinary endpoint pattern): too late for SET TRANSACTION, but read_only still holds,
-        # on the primary and on every bind.
-        if read_only:
-            await _read_only_from_now_on(session, begun)
-            refuse_bind_writes(session.sync_session)
-        return
     bind = session.bind
     dialect = bind.dialect.name if bind is not None else ""
     joined = isinstance(bind, AsyncConnection) and bind.in_transaction()
@@ -210,6 +202,16 @@ async def _begin(
         options[SQLITE_BEGIN_OPTION] = "DEFERRED" if read_only else "IMMEDIATE"
     elif read_only and dialect == "postgresql" and not joined:
         options["postgresql_readonly"] = True
+    if session.in_transaction():
+        # Already begun, e.g. a request's dependency read through this session first (the
+        # ordinary endpoint pattern): too late for SET TRANSACTION on the connections it has,
+        # but read_only still holds, on the primary and on every bind, and a bind that joins
+        # from now on begins as the unit's own would.
+        begin_binds_as(session.sync_session, options)
+        if read_only:
+            await _read_only_from_now_on(session, begun)
+            refuse_bind_writes(session.sync_session)
+        return
     if not options and not read_only:
         # Nothing to set up front (PostgreSQL, default isolation): the session begins with its
         # first statement, as it would anyway; skips one greenlet switch per unit of work.

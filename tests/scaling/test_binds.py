@@ -540,7 +540,8 @@ async def test_a_writing_unit_takes_the_sqlite_binds_write_lock_at_its_first_sta
     host: Mosaic, second_url: str
 ) -> None:
     """As on the primary (``BEGIN IMMEDIATE``): a read-modify-write on the bind cannot
-    interleave with another writer. Probed from a plain sqlite3 connection that does not wait."""
+    interleave with another writer, also in a unit opened after the session read the primary
+    (the bind joins then). Probed from a plain sqlite3 connection that does not wait."""
 
     def other_writer_can_begin() -> bool:
         path = second_url.split(":///", 1)[1]
@@ -560,6 +561,11 @@ async def test_a_writing_unit_takes_the_sqlite_binds_write_lock_at_its_first_sta
     async with host.unit_of_work(read_only=True) as uow:
         await uow.repository(MemoRepository).count()  # read-only: BEGIN DEFERRED, no lock
         assert await asyncio.to_thread(other_writer_can_begin) is True
+    async with host.session_factory() as session:
+        await UserRepository(session).count()  # the dependency's read, on the primary only
+        async with transaction(session):  # the bind joins the unit now: as the unit's own
+            await MemoRepository(session).count()
+            assert await asyncio.to_thread(other_writer_can_begin) is False
 
 
 @pytest.mark.mosaic_backends("postgresql")
