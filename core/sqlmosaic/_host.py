@@ -32,6 +32,7 @@ from ._plugins import PluginSet, load_plugins
 from ._repository import Repository
 from ._settings import MosaicSettings
 from ._uow import IsolationLevel, Retry, transaction
+from ._warm import warm_up
 
 __all__ = ["Mosaic", "UnitOfWork"]
 
@@ -149,7 +150,8 @@ class Mosaic:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> Self:
-        """Load plugins, connect, and run every ``mosaic_startup`` hook in load order.
+        """Load plugins, connect, run every ``mosaic_startup`` hook in load order, then warm
+        the repositories' statements (all of them with ``MOSAIC_WARM_UP=true``; see ``_warm``).
 
         If a startup hook fails, the plugins already started are shut down, the engine is
         disposed, and :class:`PluginError` names the plugin.
@@ -165,6 +167,12 @@ class Mosaic:
             for info in plugins.plugins:
                 await self._call_lifecycle("mosaic_startup", info.name)
                 self._started.append(info.name)
+            # after the startup hooks: what they set up is there (see _warm)
+            await warm_up(
+                self.database.session_factory,
+                plugins.repositories,
+                every_repository=self.settings.warm_up,
+            )
         except BaseException:
             await self._shutdown_started()
             await self.database.dispose()

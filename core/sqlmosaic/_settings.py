@@ -76,6 +76,14 @@ class MosaicSettings(BaseSettings):
         ),
     )
     echo: bool = False
+    warm_up: bool = Field(
+        default=False,
+        description=(
+            "At start, run every repository's primary-key read and default page once (no rows "
+            "match), so each model's first request is as fast as its second; ~3 ms per "
+            "repository of start time. Off: only SQLAlchemy's one-time setup is warmed."
+        ),
+    )
     statement_timeout: float | None = Field(
         default=None,
         gt=0,

@@ -1,0 +1,183 @@
+"""Warm-up at ``Mosaic.start()``: which first reads come from the statement cache, and what it
+never does (write, fail the start, read a table that is not there). Both backends, on a
+brand-new migrated database of the first-party plugins."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import CacheStats
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sqlmosaic import (
+    Mosaic,
+    MosaicSettings,
+    Repository,
+    create_engine,
+    create_session_factory,
+    transaction,
+)
+from sqlmosaic._warm import warm_up
+
+KEPT_TEAM = text("INSERT INTO team (name, created_at) VALUES ('kept', CURRENT_TIMESTAMP)")
+
+
+def _key_for(repo: type[Repository[Any]]) -> Any:
+    size = len(repo.primary_key())
+    return 1 if size == 1 else (1,) * size
+
+
+@contextmanager
+def selects(engine: AsyncEngine) -> Iterator[list[tuple[str, CacheStats]]]:
+    """Every SELECT the engine runs in the block, with whether its compiled form came from the
+    engine's statement cache."""
+    seen: list[tuple[str, CacheStats]] = []
+
+    def record(
+        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, context.cache_hit))
+
+    event.listen(engine.sync_engine, "after_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "after_cursor_execute", record)
+
+
+async def _first_reads(host: Mosaic) -> dict[str, list[CacheStats]]:
+    """Each repository's first ``get`` and first default page after start, as a request runs
+    them; returns their cache stats by repository key."""
+    out: dict[str, list[CacheStats]] = {}
+    for key, repo in sorted(host.plugins.repositories.items()):
+        with selects(host.database.engine) as seen:
+            async with host.database.session() as session, transaction(session):
+                await repo(session).get_or_none(_key_for(repo))
+                await repo(session).list()
+        assert len(seen) == 2, (key, seen)  # one SELECT each, nothing else
+        out[key] = [hit for _, hit in seen]
+    return out
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm_up", "default"])
+async def test_first_reads_after_start_come_from_the_statement_cache(
+    mosaic_fresh_url: str, warm: bool
+) -> None:
+    host = Mosaic(MosaicSettings.load(database_url=mosaic_fresh_url, warm_up=warm))
+    await host.start()
+    try:
+        keys = sorted(host.plugins.repositories)
+        assert len(keys) >= 6
+        stats = await _first_reads(host)
+    finally:
+        await host.stop()
+    if warm:
+        # every model's first get and first page: compiled at start
+        assert stats == {key: [CacheStats.CACHE_HIT] * 2 for key in keys}
+    else:
+        # only SQLAlchemy's one-time setup, through the first repository's get: every other
+        # statement is compiled by the request that first runs it
+        first_key, *others = keys
+        assert stats[first_key] == [CacheStats.CACHE_HIT, CacheStats.CACHE_MISS]
+        assert all(stats[key] == [CacheStats.CACHE_MISS] * 2 for key in others)
+
+
+async def test_warm_up_skips_missing_tables_and_writes_nothing(mosaic_fresh_url: str) -> None:
+    """A database whose migrations are not all applied: the tables that are there are warmed,
+    the others skipped, and the database is exactly as it was."""
+    host = Mosaic(MosaicSettings.load(database_url=mosaic_fresh_url))
+    repositories = (await asyncio.to_thread(host.load)).repositories  # reads package metadata
+    engine = create_engine(MosaicSettings.load(database_url=mosaic_fresh_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE comment"))
+            await conn.execute(KEPT_TEAM)
+            before = await _snapshot(conn)
+        with selects(engine) as seen:
+            warmed = await warm_up(
+                create_session_factory(engine), repositories, every_repository=True
+            )
+        assert warmed == sorted(k for k in repositories if k != "comments.comments")
+        statements = [s for s, _ in seen]
+        assert not [s for s in statements if "FROM comment" in s]
+        # a get and a page per warmed repository, and the table lists (once per database)
+        assert len([s for s in statements if "LIMIT" in s]) == len(warmed)
+        async with engine.connect() as conn:
+            assert await _snapshot(conn) == before
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_table_stops_the_warm_up_with_a_warning_not_the_start(
+    mosaic_fresh_url: str, mosaic_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table that does not match its model (a column dropped by hand): its SELECT fails; the
+    warm-up stops there and says so (no SQL, no values), the host starts and serves."""
+    settings = MosaicSettings.load(database_url=mosaic_fresh_url, warm_up=True)
+    engine = create_engine(settings)
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE project DROP COLUMN description"))
+        await conn.execute(KEPT_TEAM)
+    await engine.dispose()
+
+    host = Mosaic(settings)
+    with caplog.at_level(logging.WARNING, logger="sqlmosaic.host"):
+        await host.start()
+    try:
+        error = "ProgrammingError" if mosaic_backend == "postgresql" else "OperationalError"
+        before = [k for k in sorted(host.plugins.repositories) if k < "tasks.projects"]
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+            f"warm-up stopped at repository tasks.projects ({error}); "
+            f"{len(before)} warmed before it"
+        ]
+        async with host.database.session() as session, transaction(session):
+            teams = await host.repository("accounts.teams", session).list()
+        assert [t.name for t in teams.items] == ["kept"]
+    finally:
+        await host.stop()
+
+
+async def _snapshot(conn: Any) -> list[tuple[str, int]]:
+    """Every table of the first-party plugins with its row count."""
+
+    def names(sync: Any) -> list[str]:
+        from sqlalchemy import inspect
+
+        return sorted(inspect(sync).get_table_names())
+
+    tables = await conn.run_sync(names)
+    counts = []
+    for name in tables:
+        counts.append((name, (await conn.execute(text(f'SELECT count(*) FROM "{name}"'))).scalar()))
+    return counts
+
+
+async def test_a_host_whose_database_cannot_be_opened_still_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warm-up cannot connect (a SQLite file in a directory that does not exist): the start
+    goes on, as it does without the warm-up, and says why at INFO only. (A PostgreSQL server
+    that refuses the password: ``tests/reliability/test_auth.py``, one warning in all.)"""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'app.sqlite'}"
+    host = Mosaic(MosaicSettings.load(database_url=url, warm_up=True))
+    with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
+        await host.start()
+    try:
+        assert host.running
+        messages = [
+            (r.levelno, r.getMessage()) for r in caplog.records if "warm-up" in r.getMessage()
+        ]
+        assert messages == [
+            (logging.INFO, "warm-up skipped: no connection (OperationalError)"),
+            (logging.DEBUG, "warm-up: 0 repositories"),
+        ]
+    finally:
+        await host.stop()
