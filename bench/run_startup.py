@@ -19,10 +19,14 @@ Two modes:
   installed too and skipped by the allowlist (never imported).
 
 Then, in ``--repeat`` more fresh processes per mode (``--host``, on by default), the whole host
-start and the first three requests (a repository ``get`` in a unit of work, on a SQLite file):
+start, the first three requests (a repository ``get`` in a unit of work) and then two pages
+(``list()``), on a SQLite file where every table exists (created before the start, untimed):
 
 * ``host``: ``Mosaic(plugins=..., discover=False).start()`` as shipped: plugins loaded and
-  SQLAlchemy's mappers configured in a worker thread, engine connected, startup hooks run;
+  SQLAlchemy's mappers configured in a worker thread, engine connected, startup hooks run,
+  SQLAlchemy's one-time setup warmed through one repository's ``get``;
+* ``warm``: the same with ``MOSAIC_WARM_UP=true``: every repository's ``get`` and default page
+  run once at start;
 * ``lazy``: ``load_plugins`` + ``Database.connect()`` only (what a host without ``Mosaic`` does):
   nobody configures the mappers, so the first request pays for it;
 * ``orm``: the reference: the same plugins loaded and mappers configured (in a worker thread),
@@ -31,8 +35,9 @@ start and the first three requests (a repository ``get`` in a unit of work, on a
   statement into the engine's cache and setting up the model's loading.
 
 Target (the benchmarks issue): ``load_plugins`` at most 0.5 s beyond the import time; the first
-request after ``Mosaic.start()`` as fast as the second (``host``'s first against ``orm``'s first
-shows what of that first-use cost is sqlmosaic's own).
+request after ``Mosaic.start()`` as fast as the second (``warm`` meets it at the start time it
+shows; ``host``'s first against ``orm``'s first shows what of that first-use cost is
+sqlmosaic's own).
 """
 
 from __future__ import annotations
@@ -140,16 +145,21 @@ def child(mode: str, modules: list[str], names: list[str], loads: int, profile: 
     )
 
 
+HOST_MODES = ("host", "warm", "lazy", "orm")
+
+
 def host_child(mode: str, modules: list[str], names: list[str]) -> None:
-    """Runs in the measured process (``mode`` ``host``, ``lazy`` or ``orm``); prints one JSON
+    """Runs in the measured process (``mode`` one of ``HOST_MODES``); prints one JSON
     line. ``orm`` is the reference for the first request: the same plugins loaded and mappers
     configured as ``host`` does, then plain SQLAlchemy (``create_async_engine``,
     ``async_sessionmaker``, ``session.get`` in ``session.begin()``) on the same model."""
     import asyncio
     import importlib
 
+    from sqlalchemy import create_engine, select
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
     from sqlalchemy.orm import configure_mappers
+    from sqlmodel import SQLModel
 
     from sqlmosaic import Database, Mosaic, MosaicSettings, load_plugins, transaction
 
@@ -158,10 +168,15 @@ def host_child(mode: str, modules: list[str], names: list[str]) -> None:
     t1 = time.perf_counter()
 
     async def run(db_path: str) -> dict[str, Any]:
-        settings = MosaicSettings(database_url=f"sqlite+aiosqlite:///{db_path}")
+        settings = MosaicSettings(
+            database_url=f"sqlite+aiosqlite:///{db_path}", warm_up=mode == "warm"
+        )
         plugins = dict(zip(names, imported, strict=True))
+        sync_engine = create_engine(f"sqlite:///{db_path}")  # untimed: the migrated database
+        SQLModel.metadata.create_all(sync_engine)
+        sync_engine.dispose()
         start = time.perf_counter()
-        if mode == "host":
+        if mode in ("host", "warm"):
             mosaic = Mosaic(settings, plugins=plugins, discover=False)
             await mosaic.start()
             engine, registry = mosaic.database.engine, mosaic.plugins.repositories
@@ -179,27 +194,33 @@ def host_child(mode: str, modules: list[str], names: list[str]) -> None:
         started = time.perf_counter() - start
         repo_cls = registry[sorted(registry)[-1]]
         model = repo_cls.model
-        async with engine.begin() as conn:  # untimed: the table the requests read
-            await conn.run_sync(lambda c: model.__table__.create(c))  # type: ignore[attr-defined]
-        requests = []
+        page = select(model).order_by(*repo_cls.primary_key()).limit(51).offset(0)
+        requests, pages = [], []
         orm_sessions = async_sessionmaker(engine, expire_on_commit=False)
-        for _ in range(3):
+        sessions = (
+            mosaic.database if mode in ("host", "warm") else database if mode == "lazy" else None
+        )
+        for op, times in [("get", requests)] * 3 + [("page", pages)] * 2:
             t = time.perf_counter()
             if mode == "orm":
                 async with orm_sessions.begin() as orm_session:
-                    await orm_session.get(model, 1)
-            elif mode == "host":
-                async with mosaic.database.session() as session, transaction(session):
-                    await repo_cls(session).get_or_none(1)
+                    if op == "get":
+                        await orm_session.get(model, 1)
+                    else:
+                        (await orm_session.execute(page)).scalars().all()
             else:
-                async with database.session() as session, transaction(session):
-                    await repo_cls(session).get_or_none(1)
-            requests.append(time.perf_counter() - t)
-        if mode == "host":
+                assert sessions is not None
+                async with sessions.session() as session, transaction(session):
+                    if op == "get":
+                        await repo_cls(session).get_or_none(1)
+                    else:
+                        await repo_cls(session).list()
+            times.append(time.perf_counter() - t)
+        if mode in ("host", "warm"):
             await mosaic.stop()
         else:
             await engine.dispose()
-        return {"start": started, "requests": requests}
+        return {"start": started, "requests": requests, "pages": pages}
 
     with tempfile.TemporaryDirectory() as tmp:
         timing = asyncio.run(run(str(Path(tmp) / "host.sqlite")))
@@ -280,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         "--host",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also time Mosaic.start() and the first requests (modes host, lazy, orm)",
+        help="also time Mosaic.start() and the first requests (" + ", ".join(HOST_MODES) + ")",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
-        if spec["mode"] in ("host", "lazy", "orm"):
+        if spec["mode"] in HOST_MODES:
             host_child(spec["mode"], spec["modules"], spec["names"])
             return 0
         child(spec["mode"], spec["modules"], spec["names"], spec["loads"], args.profile)
@@ -323,20 +344,24 @@ def main(argv: list[str] | None = None) -> int:
                 )
             results[mode] = {**summarize(runs), "runs": runs}
         hosts: dict[str, Any] = {}
-        for mode in ("host", "lazy", "orm") if args.host else ():
+        for mode in HOST_MODES if args.host else ():
             runs = []
             for i in range(args.repeat):
                 run = run_child(gen.root, mode, list(gen.modules), list(gen.names), 1, None)
                 runs.append(run)
                 print(
                     f"[startup] {mode:<12} #{i + 1}: start {run['start']:.3f}s, requests "
-                    + ", ".join(f"{t * 1000:.1f}ms" for t in run["requests"]),
+                    + ", ".join(f"{t * 1000:.1f}ms" for t in run["requests"])
+                    + ", pages "
+                    + ", ".join(f"{t * 1000:.1f}ms" for t in run["pages"]),
                     file=sys.stderr,
                 )
             hosts[mode] = {
                 "start_seconds": statistics.median(r["start"] for r in runs),
                 "first_request_ms": statistics.median(r["requests"][0] * 1000 for r in runs),
                 "second_request_ms": statistics.median(r["requests"][1] * 1000 for r in runs),
+                "first_page_ms": statistics.median(r["pages"][0] * 1000 for r in runs),
+                "second_page_ms": statistics.median(r["pages"][1] * 1000 for r in runs),
                 "runs": runs,
             }
     out = {
@@ -368,7 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode, h in hosts.items():
         print(
             f"{mode:<13} start {h['start_seconds']:.3f}s  first request "
-            f"{h['first_request_ms']:.1f} ms  second {h['second_request_ms']:.1f} ms"
+            f"{h['first_request_ms']:.1f} ms  second {h['second_request_ms']:.1f} ms  "
+            f"first page {h['first_page_ms']:.1f} ms  second {h['second_page_ms']:.1f} ms"
         )
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
