@@ -126,6 +126,22 @@ def startup_table(result: dict[str, Any]) -> str:
             f"| {r['full_gc_after_seconds']['median']:.3f} "
             f"| {'met' if r['target_met'] else 'missed'} |"
         )
+    hosts = result.get("host_start") or {}
+    if hosts:
+        out += [
+            "",
+            "Host start, then three gets and two pages (milliseconds; start in seconds), median "
+            "over processes.",
+            "",
+            "| mode | start | first get | second get | first page | second page |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for mode, h in hosts.items():
+            pages = [h.get("first_page_ms"), h.get("second_page_ms")]
+            out.append(
+                f"| {mode} | {h['start_seconds']:.2f} | {h['first_request_ms']:.1f} "
+                f"| {h['second_request_ms']:.1f} | {_f(pages[0], '.1f')} | {_f(pages[1], '.1f')} |"
+            )
     return "\n".join(out)
 
 
