@@ -6,8 +6,8 @@ The first statement a process runs through the ORM sets up state SQLAlchemy buil
 statement compiles it into the engine's statement cache (~1-2 ms per model). Both would
 otherwise be paid by a request.
 
-Always: the primary-key read of the first repository (in key order) whose table exists, once:
-the one-time part, for every model.
+Always: the primary-key read of the first repository (in key order) whose table exists, and
+an empty read-only unit of work: the one-time part, for every model.
 With ``MOSAIC_WARM_UP=true``: every repository's primary-key read and its default page
 (``list()``), so the first ``get``/``list()`` of each model is served from the statement cache,
 as its second is. Writes are never warmed (nothing is written).
@@ -33,7 +33,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from ._exceptions import MosaicError
 from ._repository import Repository
+from ._uow import transaction
 
 __all__ = ["warm_up"]
 
@@ -77,8 +79,20 @@ async def warm_up(
             if not every_repository:
                 break
         await session.rollback()
+    if warmed:
+        await _warm_unit_of_work(session_factory)
     _log.debug("warm-up: %d repositories", len(warmed))
     return warmed
+
+
+async def _warm_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """The path of a request's unit of work (its BEGIN options, its end), once: read-only, so
+    no write lock is taken at start (SQLite's writing units begin IMMEDIATE)."""
+    try:
+        async with session_factory() as session, transaction(session, read_only=True):
+            await session.connection()
+    except (MosaicError, sa_exc.SQLAlchemyError, OSError) as exc:
+        _log.warning("warm-up of the unit of work failed (%s)", type(exc).__name__)
 
 
 async def _table_exists(

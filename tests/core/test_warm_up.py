@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import mosaic_accounts.plugin
 from sqlmosaic import (
     Mosaic,
     MosaicSettings,
@@ -180,4 +182,32 @@ async def test_a_host_whose_database_cannot_be_opened_still_starts(
             (logging.DEBUG, "warm-up: 0 repositories"),
         ]
     finally:
+        await host.stop()
+
+
+@pytest.mark.mosaic_allow_blocking  # the other process's connection: sqlite3, on purpose
+async def test_the_warm_up_takes_no_write_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holds SQLite's write lock (a migration, another worker) while the host
+    starts: the warm-up reads and runs a read-only unit of work, so it waits for nothing (with
+    no busy timeout, any wait for the lock would fail at once and be logged)."""
+    path = tmp_path / "locked.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")  # as sqlmosaic's engine leaves a database
+    writer.execute("CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT, created_at TEXT)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO team (name) VALUES ('uncommitted')")
+    settings = MosaicSettings.load(
+        database_url=f"sqlite+aiosqlite:///{path}", warm_up=True, sqlite_busy_timeout=0
+    )
+    host = Mosaic(settings, plugins={"accounts": mosaic_accounts.plugin}, discover=False)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
+            await host.start()
+        messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
+        assert messages == ["warm-up: 1 repositories"]  # the one table there
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
         await host.stop()
