@@ -1,0 +1,132 @@
+"""Review of the start's warm-up (issue 14): defects found, pinned as strict xfails.
+
+Each test fails today for the reason given in its marker (``strict=True``: once the defect is
+fixed the test passes, the XPASS fails the run, and the marker must go). PostgreSQL only: the
+locks and the read replicas are PostgreSQL's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import CacheStats
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sqlmosaic import Mosaic, MosaicSettings, create_engine
+
+pytestmark = pytest.mark.parametrize("mosaic_backend", ["postgresql"], indirect=True)
+
+WAITING_ON_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def _blocked(start: asyncio.Task[Any], observer: AsyncConnection) -> bool:
+    """Whether ``start`` ends up waiting on a lock (True) or finishes (False); no time limit:
+    one of the two happens."""
+    while not start.done():
+        waiting = (await observer.execute(WAITING_ON_A_LOCK)).scalar()
+        await observer.commit()
+        if waiting:
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 14: start() waits, without bound, for a migration's ACCESS EXCLUSIVE lock",
+)
+@pytest.mark.parametrize("warm", [False, True], ids=["default", "warm_up"])
+async def test_start_does_not_wait_for_a_running_migrations_lock(
+    mosaic_fresh_url: str, warm: bool
+) -> None:
+    """A migration is altering ``membership`` (the first repository's table) while a host
+    starts: the start must not wait for it (before the warm-up it read no table at all)."""
+    settings = MosaicSettings.load(database_url=mosaic_fresh_url, warm_up=warm)
+    engine = create_engine(settings)
+    host = Mosaic(settings)
+    try:
+        async with engine.connect() as migration, engine.connect() as observer:
+            await migration.begin()
+            await migration.execute(text("ALTER TABLE membership ADD COLUMN note text"))
+            start = asyncio.create_task(host.start())
+            blocked = await _blocked(start, observer)
+            await migration.rollback()
+            await start
+        assert not blocked, "start() waited for the migration's lock on membership"
+    finally:
+        await host.stop()
+        await engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 14: the warm-up keeps ACCESS SHARE on every table it read until it ends",
+)
+async def test_a_waiting_warm_up_does_not_block_ddl_on_tables_it_already_read(
+    mosaic_fresh_url: str,
+) -> None:
+    """One migration holds ``task`` (last in key order), so the warm-up waits there; a second
+    DDL on ``membership`` (read earlier), with the lock timeout ``mosaic db upgrade`` sets,
+    must not fail because of the warm-up."""
+    settings = MosaicSettings.load(database_url=mosaic_fresh_url, warm_up=True)
+    engine = create_engine(settings)
+    host = Mosaic(settings)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.begin()
+            await first.execute(text("ALTER TABLE task ADD COLUMN note text"))
+            start = asyncio.create_task(host.start())
+            await _blocked(start, second)  # waits there (today), or has finished
+            sqlstate = None
+            await second.begin()
+            await second.execute(text("SET LOCAL lock_timeout = '500ms'"))
+            try:
+                await second.execute(text("ALTER TABLE membership ADD COLUMN note2 text"))
+            except Exception as exc:
+                sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", "?")
+            await second.rollback()
+            await first.rollback()
+            await start
+        assert sqlstate is None, f"DDL on membership failed (SQLSTATE {sqlstate})"
+    finally:
+        await host.stop()
+        await engine.dispose()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review 14: MOSAIC_WARM_UP warms the primary's engine only, not the replicas'",
+)
+async def test_warm_up_serves_a_replicas_first_read_from_the_statement_cache(
+    mosaic_fresh_url: str,
+) -> None:
+    """Read-only units of work run on a replica's engine, which has a statement cache of its
+    own. (The "replica" is the same database through its own engine: what routing sees.)"""
+    settings = MosaicSettings.load(
+        database_url=mosaic_fresh_url, read_replica_urls=mosaic_fresh_url, warm_up=True
+    )
+    host = await Mosaic(settings).start()
+    try:
+        assert host.database._replicas is not None
+        (replica,) = host.database._replicas.engines
+        hits: list[CacheStats] = []
+
+        def record(*args: Any) -> None:
+            hits.append(args[4].cache_hit)
+
+        event.listen(replica.sync_engine, "after_cursor_execute", record)
+        try:
+            async with host.unit_of_work(read_only=True) as uow:
+                await uow.repository("accounts.teams").get_or_none(1)
+                await uow.repository("accounts.teams").list()
+        finally:
+            event.remove(replica.sync_engine, "after_cursor_execute", record)
+        assert hits == [CacheStats.CACHE_HIT] * 2
+    finally:
+        await host.stop()
