@@ -36,6 +36,9 @@ __all__ = ["Database"]
 
 R = TypeVar("R")
 _log = logging.getLogger("sqlmosaic.database")
+_DEFAULT_CACHE_SIZE = 500  # SQLAlchemy's create_engine default
+#: get, a page, count, update: what a repository's requests compile per model, at least
+_STATEMENTS_PER_REPOSITORY = 4
 
 
 class Database:
@@ -67,6 +70,21 @@ class Database:
         self._bind_tables: dict[str, list[Table]] = {}
         self._binds_known = False
         self._bind_engines: list[AsyncEngine] = []
+        self._engine_options: dict[str, Any] = {}
+
+    def size_statement_cache(self, repositories: int) -> None:
+        """Called by the host before :meth:`connect`: give every engine's compiled-statement
+        cache room for ``repositories`` (4 statements each; at least SQLAlchemy's 500), unless
+        ``MOSAIC_QUERY_CACHE_SIZE`` says otherwise. SQLAlchemy's cache is an LRU: too small for
+        the host's models, their statements are compiled again and again."""
+        if self.settings.query_cache_size is None:
+            size = max(_DEFAULT_CACHE_SIZE, _STATEMENTS_PER_REPOSITORY * repositories)
+            self._engine_options["query_cache_size"] = size
+
+    @property
+    def replica_engines(self) -> list[AsyncEngine]:
+        """The engines of the read replicas (none before :meth:`connect`)."""
+        return [] if self._replicas is None else list(self._replicas.engines)
 
     def use_binds(self, plan: BindPlan | None, tables: dict[str, list[Table]]) -> None:
         """Route ``tables[url]`` to a database of its own at ``url`` (``plan``: from
@@ -84,7 +102,7 @@ class Database:
         if self._injected_engine is not None:
             self._engine = self._injected_engine
         elif self._injected_factory is None:
-            self._engine = create_engine(self.settings)
+            self._engine = create_engine(self.settings, **self._engine_options)
             _log.info("engine created for %s", self.settings.masked_url)
         if self._injected_factory is not None:
             self._factory = self._injected_factory  # routing is its maker's business
@@ -98,7 +116,10 @@ class Database:
             self._factory = create_session_factory(self._engine, **options)
             self._replicas = ReplicaSet(
                 [
-                    create_engine(self.settings.model_copy(update={"database_url": url}))
+                    create_engine(
+                        self.settings.model_copy(update={"database_url": url}),
+                        **self._engine_options,
+                    )
                     for url in self.settings.read_replica_urls
                 ],
                 retry_after=self.settings.read_replica_retry_after,
@@ -121,7 +142,9 @@ class Database:
             return {}
         binds: dict[Table, AsyncEngine] = {}
         for url in plan.urls:
-            engine = create_engine(self.settings.model_copy(update={"database_url": url}))
+            engine = create_engine(
+                self.settings.model_copy(update={"database_url": url}), **self._engine_options
+            )
             self._bind_engines.append(engine)
             binds.update(dict.fromkeys(self._bind_tables.get(url, ()), engine))
         _log.info("binds: %s", ", ".join(f"{p}={u}" for p, u in self.masked_binds().items()))

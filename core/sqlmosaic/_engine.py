@@ -42,6 +42,8 @@ def create_engine(settings: MosaicSettings, **overrides: Any) -> AsyncEngine:
     """Create the engine for ``settings``; ``overrides`` go to ``create_async_engine``."""
     url = settings.url
     kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True}
+    if settings.query_cache_size is not None:
+        kwargs["query_cache_size"] = settings.query_cache_size
     if url.get_backend_name() == "sqlite":
         kwargs.update(_sqlite_options(settings))
     else:

@@ -102,6 +102,8 @@ class Mosaic:
                 discover=self._discover,
             )
             plan = plan_binds(self.settings, self._plugins)  # refuses cross-bind foreign keys
+            if not self.database.connected:
+                self.database.size_statement_cache(len(self._plugins.repositories))
             self.database.use_binds(
                 plan,
                 {url: plan.tables_on(self._plugins, url) for url in plan.urls} if plan else {},
@@ -150,8 +152,8 @@ class Mosaic:
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> Self:
-        """Load plugins, connect, run every ``mosaic_startup`` hook in load order, then warm
-        the repositories' statements (all of them with ``MOSAIC_WARM_UP=true``; see ``_warm``).
+        """Load plugins, connect, run every ``mosaic_startup`` hook in load order, then, with
+        ``MOSAIC_WARM_UP=true``, warm the repositories' statements (see ``_warm``).
 
         If a startup hook fails, the plugins already started are shut down, the engine is
         disposed, and :class:`PluginError` names the plugin.
@@ -167,12 +169,12 @@ class Mosaic:
             for info in plugins.plugins:
                 await self._call_lifecycle("mosaic_startup", info.name)
                 self._started.append(info.name)
-            # after the startup hooks: what they set up is there (see _warm)
-            await warm_up(
-                self.database.session_factory,
-                plugins.repositories,
-                every_repository=self.settings.warm_up,
-            )
+            if self.settings.warm_up:  # after the startup hooks: what they set up is there
+                await warm_up(
+                    self.database.session_factory,
+                    plugins.repositories,
+                    replicas=self.database.replica_engines,
+                )
         except BaseException:
             await self._shutdown_started()
             await self.database.dispose()

@@ -1,98 +1,141 @@
-"""Warm-up at :meth:`Mosaic.start() <sqlmosaic.Mosaic.start>`: pay SQLAlchemy's first-use costs
-before the first request does.
+"""``MOSAIC_WARM_UP``: at the end of :meth:`Mosaic.start() <sqlmosaic.Mosaic.start>`, pay
+SQLAlchemy's first-use costs before a request does.
 
-The first statement a process runs through the ORM sets up state SQLAlchemy builds once
-(dispatchers, cache-key generators, type adaptations: ~1.5 ms), and the first use of each
-statement compiles it into the engine's statement cache (~1-2 ms per model). Both would
-otherwise be paid by a request.
+A process's first ORM statement sets up what SQLAlchemy builds once (~1.5 ms), and the first
+use of each statement compiles it into its engine's statement cache (~1-2 ms per model). With
+the warm-up, every repository's primary-key read and default page (``list()``) run once at
+start, on the primary (each model on its own bind) and on each read replica: their first use
+by a request is served from the cache, as their second is. Writes are never warmed (nothing is
+written). The host sizes the caches to hold these statements (``Database.size_statement_cache``).
 
-Always: the primary-key read of the first repository (in key order) whose table exists, and
-an empty read-only unit of work: the one-time part, for every model.
-With ``MOSAIC_WARM_UP=true``: every repository's primary-key read and its default page
-(``list()``), so the first ``get``/``list()`` of each model is served from the statement cache,
-as its second is. Writes are never warmed (nothing is written).
+How: the very statements the repository runs (``_plans``' primary-key SELECT, the page of
+``_sorted_select``), executed through a plain session of the host as a request would, with keys
+that match no row (``NULL``) and ``LIMIT 0``. Each repository gets its own short transaction,
+rolled back: no lock outlives its two reads. What the warm-up never does is make the start
+fail or wait:
 
-How: the same cached statements the repository runs, executed as a request would through a
-plain session of the host (so each model's own bind), with keys that match no row (``NULL``) and
-``LIMIT 0``; the session is rolled back. A table that does not exist yet (migrations not applied)
-is skipped; a database error stops the warm-up with a warning, never the start. A database that
-cannot be reached skips it (the host starts and answers 503 until the database is back, as
-without the warm-up; the wait for the connection is bounded by ``MOSAIC_CONNECT_TIMEOUT``).
+- a table that does not exist (yet) is skipped: the start may come before the migrations;
+- on PostgreSQL each read waits at most ``LOCK_TIMEOUT`` for a table lock (a migration's
+  ``ALTER TABLE`` holds one): past it, that repository is skipped (logged at INFO);
+- a database (primary, bind or replica) that cannot be reached is skipped with its
+  repositories, logged at INFO: the host starts and answers 503 as it would without warm-up
+  (the connection attempt itself waits up to ``MOSAIC_CONNECT_TIMEOUT``);
+- any other error skips its repository; one WARNING at the end counts them and names the
+  first (the exception's type only: no SQL, no values).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ._exceptions import MosaicError
 from ._repository import Repository
-from ._uow import transaction
+from ._translate import sqlstate_of
+from ._url import mask_url
 
-__all__ = ["warm_up"]
+__all__ = ["LOCK_TIMEOUT", "warm_up"]
 
 _log = logging.getLogger("sqlmosaic.host")
+
+#: PostgreSQL ``lock_timeout`` of the warm-up's reads: a table locked longer is skipped.
+LOCK_TIMEOUT = "50ms"
+_LOCK_NOT_AVAILABLE = "55P03"
+
+Repositories = Mapping[str, type[Repository[Any]]]
 
 
 async def warm_up(
     session_factory: async_sessionmaker[AsyncSession],
-    repositories: Mapping[str, type[Repository[Any]]],
+    repositories: Repositories,
     *,
-    every_repository: bool,
+    replicas: Sequence[AsyncEngine] = (),
 ) -> list[str]:
-    """Warm the statements of ``repositories`` (see the module docstring); returns the keys of
-    the repositories warmed, in order."""
-    warmed: list[str] = []
-    tables: dict[tuple[Any, str | None], set[str]] = {}  # (engine, schema) -> its table names
-    async with session_factory() as session:
-        for key in sorted(repositories):
-            repo = repositories[key]
-            try:
-                conn = await session.connection(bind_arguments={"mapper": sa_inspect(repo.model)})
-            except (sa_exc.SQLAlchemyError, OSError) as exc:
-                # the database is down or refuses us: the host starts anyway, as it would
-                # without the warm-up, and its requests get DatabaseUnavailableError (503)
-                _log.info("warm-up skipped: no connection (%s)", type(exc).__name__)
-                break
-            try:
-                if not await _table_exists(conn, repo.table(), tables):
-                    continue
-                await _warm_one(session, repo, every_repository)
-            except (sa_exc.SQLAlchemyError, OSError) as exc:
-                # no message text: the SQL is ours, but a driver may quote what it was sent
-                _log.warning(
-                    "warm-up stopped at repository %s (%s); %d warmed before it",
-                    key,
-                    type(exc).__name__,
-                    len(warmed),
-                )
-                break
-            warmed.append(key)
-            if not every_repository:
-                break
-        await session.rollback()
-    if warmed:
-        await _warm_unit_of_work(session_factory)
-    _log.debug("warm-up: %d repositories", len(warmed))
+    """Warm ``repositories`` (see the module docstring) through ``session_factory``, then on
+    each of ``replicas``; returns the keys warmed through ``session_factory``, in key order."""
+    warmed = await _warm_through(session_factory, repositories, "the primary", None)
+    for engine in replicas:
+
+        def on_replica(engine: AsyncEngine = engine) -> AsyncSession:
+            return session_factory(bind=engine)
+
+        await _warm_through(on_replica, repositories, mask_url(engine.url), engine)
     return warmed
 
 
-async def _warm_unit_of_work(session_factory: async_sessionmaker[AsyncSession]) -> None:
-    """The path of a request's unit of work (its BEGIN options, its end), once: read-only, so
-    no write lock is taken at start (SQLite's writing units begin IMMEDIATE)."""
-    try:
-        async with session_factory() as session, transaction(session, read_only=True):
-            await session.connection()
-    except (MosaicError, sa_exc.SQLAlchemyError, OSError) as exc:
-        _log.warning("warm-up of the unit of work failed (%s)", type(exc).__name__)
+async def _warm_through(
+    new_session: Callable[[], AsyncSession],
+    repositories: Repositories,
+    label: str,
+    only_engine: AsyncEngine | None,
+) -> list[str]:
+    """Warm each repository in its own session from ``new_session``; with ``only_engine``
+    (a replica), only the repositories whose tables are on it."""
+    warmed: list[str] = []
+    tables: dict[tuple[Any, str | None], set[str]] = {}  # (engine, schema) -> its table names
+    unreachable: set[Any] = set()  # engines that did not connect
+    locked: list[str] = []
+    failed: list[tuple[str, BaseException]] = []
+    for key in sorted(repositories):
+        repo = repositories[key]
+        async with new_session() as session:
+            engine = session.sync_session.get_bind(mapper=sa_inspect(repo.model))
+            if engine in unreachable or (
+                only_engine is not None and engine is not only_engine.sync_engine
+            ):
+                continue
+            try:
+                conn = await session.connection(bind_arguments={"mapper": sa_inspect(repo.model)})
+            except Exception as exc:
+                unreachable.add(engine)
+                _log.info(
+                    "warm-up: no connection to %s (%s); its repositories are not warmed",
+                    mask_url(engine.engine.url),
+                    type(exc).__name__,
+                )
+                continue
+            try:
+                if conn.dialect.name == "postgresql":
+                    await conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                if not await _table_exists(conn, repo.table(), tables):
+                    continue
+                await _warm_one(session, repo)
+            except sa_exc.DBAPIError as exc:
+                if sqlstate_of(exc) == _LOCK_NOT_AVAILABLE:
+                    locked.append(key)
+                else:
+                    failed.append((key, exc))
+                continue
+            except Exception as exc:  # never the start's failure (BaseException goes through)
+                failed.append((key, exc))
+                continue
+        warmed.append(key)
+    if locked:
+        _log.info(
+            "warm-up on %s: %d repositories skipped, their tables were locked (a migration "
+            "running?): %s",
+            label,
+            len(locked),
+            ", ".join(locked),
+        )
+    if failed:
+        first, error = failed[0]
+        _log.warning(
+            "warm-up on %s: %d repositories not warmed, the first %s (%s)",
+            label,
+            len(failed),
+            first,
+            type(error).__name__,
+        )
+    _log.debug("warm-up on %s: %d repositories", label, len(warmed))
+    return warmed
 
 
 async def _table_exists(
@@ -103,22 +146,24 @@ async def _table_exists(
 
         def names(sync: Connection) -> set[str]:
             inspector = sa_inspect(sync)
-            return {
+            found = {
                 *inspector.get_table_names(table.schema),
                 *inspector.get_view_names(table.schema),
             }
+            if sync.dialect.name == "postgresql":
+                found.update(inspector.get_materialized_view_names(table.schema))
+            return found
 
         found = tables[(conn.engine, table.schema)] = await conn.run_sync(names)
     return table.name in found
 
 
-async def _warm_one(session: AsyncSession, repo: type[Repository[Any]], with_page: bool) -> None:
+async def _warm_one(session: AsyncSession, repo: type[Repository[Any]]) -> None:
     plan = repo._plan()
     # the statement and parameters lookup() runs; NULL keys match no row
     result = await session.exec(
         plan.get_statement, params=plan.get_params((None,) * len(plan.pk_params))
     )
     result.unique().all()
-    if with_page:
-        page = repo._sorted_select(None).statement
-        (await session.exec(page, params={"mosaic_limit": 0, "mosaic_offset": 0})).all()
+    page = repo._sorted_select(None).statement
+    (await session.exec(page, params={"mosaic_limit": 0, "mosaic_offset": 0})).all()

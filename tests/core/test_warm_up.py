@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, literal_column, select, text
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import mosaic_accounts.plugin
 from sqlmosaic import (
+    Database,
     Mosaic,
     MosaicSettings,
     Repository,
@@ -81,15 +82,53 @@ async def test_first_reads_after_start_come_from_the_statement_cache(
         stats = await _first_reads(host)
     finally:
         await host.stop()
-    if warm:
-        # every model's first get and first page: compiled at start
-        assert stats == {key: [CacheStats.CACHE_HIT] * 2 for key in keys}
-    else:
-        # only SQLAlchemy's one-time setup, through the first repository's get: every other
-        # statement is compiled by the request that first runs it
-        first_key, *others = keys
-        assert stats[first_key] == [CacheStats.CACHE_HIT, CacheStats.CACHE_MISS]
-        assert all(stats[key] == [CacheStats.CACHE_MISS] * 2 for key in others)
+    # with the warm-up every model's first get and first page were compiled at start; without
+    # it (the default) each is compiled by the request that first runs it
+    expected = CacheStats.CACHE_HIT if warm else CacheStats.CACHE_MISS
+    assert stats == {key: [expected] * 2 for key in keys}
+
+
+async def test_the_statement_cache_is_sized_for_the_statements_warmed(
+    mosaic_fresh_url: str,
+) -> None:
+    """SQLAlchemy's statement cache is an LRU (500 entries by default): a cache smaller than
+    what the warm-up compiles evicts the first repositories' statements before any request.
+    ``MOSAIC_QUERY_CACHE_SIZE=4`` shows it on the first-party plugins (6 repositories, 12
+    statements); the host's own size (4 per repository, at least 500) keeps them all."""
+    settings = MosaicSettings.load(database_url=mosaic_fresh_url, warm_up=True, query_cache_size=4)
+    host = await Mosaic(settings).start()
+    try:
+        stats = await _first_reads(host)
+    finally:
+        await host.stop()
+    first = sorted(stats)[0]
+    assert stats[first] == [CacheStats.CACHE_MISS] * 2  # evicted
+
+
+async def test_a_host_sizes_the_statement_cache_by_its_repositories(
+    mosaic_fresh_url: str,
+) -> None:
+    """Database.size_statement_cache(n): room for 4 statements per repository. With 300
+    repositories (1,200 entries), the first of 1,000 distinct statements run afterwards is still
+    cached; with SQLAlchemy's default 500 it has been evicted."""
+
+    async def first_still_cached(database: Database) -> CacheStats:
+        await database.connect()
+        try:
+            async with database.engine.connect() as conn:
+                for i in range(1000):
+                    await conn.execute(select(literal_column(str(i)).label(f"c{i}")))
+                with selects(database.engine) as seen:
+                    await conn.execute(select(literal_column("0").label("c0")))
+            return seen[0][1]
+        finally:
+            await database.dispose()
+
+    sized = Database(MosaicSettings.load(database_url=mosaic_fresh_url))
+    sized.size_statement_cache(300)
+    assert await first_still_cached(sized) == CacheStats.CACHE_HIT
+    default = Database(MosaicSettings.load(database_url=mosaic_fresh_url))
+    assert await first_still_cached(default) == CacheStats.CACHE_MISS
 
 
 async def test_warm_up_skips_missing_tables_and_writes_nothing(mosaic_fresh_url: str) -> None:
@@ -104,9 +143,7 @@ async def test_warm_up_skips_missing_tables_and_writes_nothing(mosaic_fresh_url:
             await conn.execute(KEPT_TEAM)
             before = await _snapshot(conn)
         with selects(engine) as seen:
-            warmed = await warm_up(
-                create_session_factory(engine), repositories, every_repository=True
-            )
+            warmed = await warm_up(create_session_factory(engine), repositories)
         assert warmed == sorted(k for k in repositories if k != "comments.comments")
         statements = [s for s, _ in seen]
         assert not [s for s in statements if "FROM comment" in s]
@@ -118,11 +155,12 @@ async def test_warm_up_skips_missing_tables_and_writes_nothing(mosaic_fresh_url:
         await engine.dispose()
 
 
-async def test_a_failing_table_stops_the_warm_up_with_a_warning_not_the_start(
+async def test_a_failing_table_is_skipped_with_one_warning_not_the_start(
     mosaic_fresh_url: str, mosaic_backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A table that does not match its model (a column dropped by hand): its SELECT fails; the
-    warm-up stops there and says so (no SQL, no values), the host starts and serves."""
+    warm-up skips that repository, warms the others and says so once (no SQL, no values); the
+    host starts and serves."""
     settings = MosaicSettings.load(database_url=mosaic_fresh_url, warm_up=True)
     engine = create_engine(settings)
     async with engine.begin() as conn:
@@ -131,14 +169,20 @@ async def test_a_failing_table_stops_the_warm_up_with_a_warning_not_the_start(
     await engine.dispose()
 
     host = Mosaic(settings)
-    with caplog.at_level(logging.WARNING, logger="sqlmosaic.host"):
+    with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
         await host.start()
     try:
         error = "ProgrammingError" if mosaic_backend == "postgresql" else "OperationalError"
-        before = [k for k in sorted(host.plugins.repositories) if k < "tasks.projects"]
-        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
-            f"warm-up stopped at repository tasks.projects ({error}); "
-            f"{len(before)} warmed before it"
+        others = len(host.plugins.repositories) - 1
+        assert [
+            (r.levelno, r.getMessage()) for r in caplog.records if "warm-up" in r.getMessage()
+        ] == [
+            (
+                logging.WARNING,
+                f"warm-up on the primary: 1 repositories not warmed, the first "
+                f"tasks.projects ({error})",
+            ),
+            (logging.DEBUG, f"warm-up on the primary: {others} repositories"),
         ]
         async with host.database.session() as session, transaction(session):
             teams = await host.repository("accounts.teams", session).list()
@@ -168,7 +212,7 @@ async def test_a_host_whose_database_cannot_be_opened_still_starts(
     """The warm-up cannot connect (a SQLite file in a directory that does not exist): the start
     goes on, as it does without the warm-up, and says why at INFO only. (A PostgreSQL server
     that refuses the password: ``tests/reliability/test_auth.py``, one warning in all.)"""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'app.sqlite'}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'app.sqlite'}"  # no password to mask
     host = Mosaic(MosaicSettings.load(database_url=url, warm_up=True))
     with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
         await host.start()
@@ -178,8 +222,12 @@ async def test_a_host_whose_database_cannot_be_opened_still_starts(
             (r.levelno, r.getMessage()) for r in caplog.records if "warm-up" in r.getMessage()
         ]
         assert messages == [
-            (logging.INFO, "warm-up skipped: no connection (OperationalError)"),
-            (logging.DEBUG, "warm-up: 0 repositories"),
+            (
+                logging.INFO,
+                f"warm-up: no connection to {url} (OperationalError); its repositories are "
+                "not warmed",
+            ),
+            (logging.DEBUG, "warm-up on the primary: 0 repositories"),
         ]
     finally:
         await host.stop()
@@ -190,8 +238,8 @@ async def test_the_warm_up_takes_no_write_lock(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another process holds SQLite's write lock (a migration, another worker) while the host
-    starts: the warm-up reads and runs a read-only unit of work, so it waits for nothing (with
-    no busy timeout, any wait for the lock would fail at once and be logged)."""
+    starts: the warm-up only reads, so it waits for nothing (with no busy timeout, any wait for
+    the lock would fail at once and be logged)."""
     path = tmp_path / "locked.sqlite"
     writer = sqlite3.connect(path, isolation_level=None)
     writer.execute("PRAGMA journal_mode=WAL")  # as sqlmosaic's engine leaves a database
@@ -206,7 +254,7 @@ async def test_the_warm_up_takes_no_write_lock(
         with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
             await host.start()
         messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
-        assert messages == ["warm-up: 1 repositories"]  # the one table there
+        assert messages == ["warm-up on the primary: 1 repositories"]  # the one table there
         writer.execute("COMMIT")
     finally:
         writer.close()

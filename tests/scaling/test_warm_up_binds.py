@@ -28,7 +28,9 @@ async def test_a_bound_model_is_warmed_on_its_bind(
         await host.start()
     try:
         messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
-        assert messages == [f"warm-up: {len(host.plugins.repositories)} repositories"]
+        assert messages == [
+            f"warm-up on the primary: {len(host.plugins.repositories)} repositories"
+        ]
         (bind_engine,) = host.database.bind_engines
         hits: list[CacheStats] = []
 
@@ -65,6 +67,8 @@ async def test_the_table_check_asks_the_bind_not_the_primary(
         await host.start()
     try:
         messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
-        assert messages == [f"warm-up: {len(host.plugins.repositories) - 1} repositories"]
+        assert messages == [
+            f"warm-up on the primary: {len(host.plugins.repositories) - 1} repositories"
+        ]
     finally:
         await host.stop()
