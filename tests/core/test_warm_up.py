@@ -7,15 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, literal_column, select, text
+from cache_hits import selects
+from sqlalchemy import literal_column, select, text
 from sqlalchemy.engine.interfaces import CacheStats
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 import mosaic_accounts.plugin
 from sqlmosaic import (
@@ -35,25 +33,6 @@ KEPT_TEAM = text("INSERT INTO team (name, created_at) VALUES ('kept', CURRENT_TI
 def _key_for(repo: type[Repository[Any]]) -> Any:
     size = len(repo.primary_key())
     return 1 if size == 1 else (1,) * size
-
-
-@contextmanager
-def selects(engine: AsyncEngine) -> Iterator[list[tuple[str, CacheStats]]]:
-    """Every SELECT the engine runs in the block, with whether its compiled form came from the
-    engine's statement cache."""
-    seen: list[tuple[str, CacheStats]] = []
-
-    def record(
-        conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool
-    ) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, context.cache_hit))
-
-    event.listen(engine.sync_engine, "after_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "after_cursor_execute", record)
 
 
 async def _first_reads(host: Mosaic) -> dict[str, list[CacheStats]]:

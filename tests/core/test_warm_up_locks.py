@@ -10,7 +10,8 @@ import logging
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from cache_hits import selects
+from sqlalchemy import text
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -112,18 +113,10 @@ async def test_warm_up_serves_a_replicas_first_read_from_the_statement_cache(
     host = await Mosaic(settings).start()
     try:
         (replica,) = host.database.replica_engines
-        hits: list[CacheStats] = []
-
-        def record(*args: Any) -> None:
-            hits.append(args[4].cache_hit)
-
-        event.listen(replica.sync_engine, "after_cursor_execute", record)
-        try:
+        with selects(replica) as seen:
             async with host.unit_of_work(read_only=True) as uow:
                 await uow.repository("accounts.teams").get_or_none(1)
                 await uow.repository("accounts.teams").list()
-        finally:
-            event.remove(replica.sync_engine, "after_cursor_execute", record)
-        assert hits == [CacheStats.CACHE_HIT] * 2
+        assert [hit for _, hit in seen] == [CacheStats.CACHE_HIT] * 2
     finally:
         await host.stop()

@@ -4,11 +4,9 @@ is read on its own bind, and whether its table exists is asked of that bind's da
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 import pytest
-from sqlalchemy import event, text
+from cache_hits import selects, start_logged
+from sqlalchemy import text
 from sqlalchemy.engine.interfaces import CacheStats
 
 from sqlmosaic import create_engine, transaction
@@ -24,26 +22,16 @@ async def test_a_bound_model_is_warmed_on_its_bind(
     await migrate_binds(mosaic_fresh_url, mosaic_empty_url)
     host = new_host(mosaic_fresh_url, mosaic_empty_url)
     host.settings = host.settings.model_copy(update={"warm_up": True})
-    with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
-        await host.start()
+    messages = await start_logged(host, caplog)
     try:
-        messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
         assert messages == [
             f"warm-up on the primary: {len(host.plugins.repositories)} repositories"
         ]
         (bind_engine,) = host.database.bind_engines
-        hits: list[CacheStats] = []
-
-        def record(*args: Any) -> None:
-            hits.append(args[4].cache_hit)
-
-        event.listen(bind_engine.sync_engine, "after_cursor_execute", record)
-        try:
+        with selects(bind_engine) as seen:
             async with host.database.session() as session, transaction(session):
                 await host.repository("memos.memos", session).get_or_none(1)
-        finally:
-            event.remove(bind_engine.sync_engine, "after_cursor_execute", record)
-        assert hits == [CacheStats.CACHE_HIT]
+        assert [hit for _, hit in seen] == [CacheStats.CACHE_HIT]
     finally:
         await host.stop()
 
@@ -63,10 +51,8 @@ async def test_the_table_check_asks_the_bind_not_the_primary(
         await engine.dispose()
     host = new_host(mosaic_fresh_url, mosaic_empty_url)
     host.settings = host.settings.model_copy(update={"warm_up": True})
-    with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
-        await host.start()
+    messages = await start_logged(host, caplog)
     try:
-        messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
         assert messages == [
             f"warm-up on the primary: {len(host.plugins.repositories) - 1} repositories"
         ]
