@@ -85,14 +85,15 @@ async def _warm_through(
     failed: list[tuple[str, BaseException]] = []
     for key in sorted(repositories):
         repo = repositories[key]
+        mapper = sa_inspect(repo.model)
         async with new_session() as session:
-            engine = session.sync_session.get_bind(mapper=sa_inspect(repo.model))
+            engine = session.sync_session.get_bind(mapper=mapper)
             if engine in unreachable or (
                 only_engine is not None and engine is not only_engine.sync_engine
             ):
                 continue
             try:
-                conn = await session.connection(bind_arguments={"mapper": sa_inspect(repo.model)})
+                conn = await session.connection(bind_arguments={"mapper": mapper})
             except Exception as exc:
                 unreachable.add(engine)
                 _log.info(
