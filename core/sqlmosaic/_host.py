@@ -102,8 +102,7 @@ class Mosaic:
                 discover=self._discover,
             )
             plan = plan_binds(self.settings, self._plugins)  # refuses cross-bind foreign keys
-            if not self.database.connected:
-                self.database.size_statement_cache(len(self._plugins.repositories))
+            self.database.size_statement_cache(len(self._plugins.repositories))
             self.database.use_binds(
                 plan,
                 {url: plan.tables_on(self._plugins, url) for url in plan.urls} if plan else {},

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cache_hits import selects
+from cache_hits import selects, start_logged
 from sqlalchemy import literal_column, select, text
 from sqlalchemy.engine.interfaces import CacheStats
 
@@ -171,7 +171,7 @@ async def test_a_failing_table_is_skipped_with_one_warning_not_the_start(
 
 
 async def _snapshot(conn: Any) -> list[tuple[str, int]]:
-    """Every table of the first-party plugins with its row count."""
+    """Every table of the database with its row count."""
 
     def names(sync: Any) -> list[str]:
         from sqlalchemy import inspect
@@ -230,9 +230,7 @@ async def test_the_warm_up_takes_no_write_lock(
     )
     host = Mosaic(settings, plugins={"accounts": mosaic_accounts.plugin}, discover=False)
     try:
-        with caplog.at_level(logging.DEBUG, logger="sqlmosaic.host"):
-            await host.start()
-        messages = [r.getMessage() for r in caplog.records if "warm-up" in r.getMessage()]
+        messages = await start_logged(host, caplog)
         assert messages == ["warm-up on the primary: 1 repositories"]  # the one table there
         writer.execute("COMMIT")
     finally:
